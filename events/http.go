@@ -1,0 +1,90 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MaxHTTPBody bounds an HTTP request body.
+const MaxHTTPBody = 1 << 20
+
+// Health answers /livez and /readyz.
+type Health interface {
+	// Ready reports whether the node serves operations and its workers have
+	// converged once; reason says what is missing when not.
+	Ready() (ok bool, reason string)
+}
+
+// HTTPHandler serves operations as HarperDB's operations API (POST / with the
+// operation in the body) plus /livez, /readyz and /metrics.
+func HTTPHandler(d *Dispatcher, m *Metrics, h Health) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/livez", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		if ok, reason := h.Ready(); !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "not ready: "+reason+"\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			writeJSON(w, 404, Errorf(404, "Not found: %s", r.URL.Path).Body())
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeJSON(w, 405, Errorf(405, "Use POST with a JSON body carrying \"operation\"").Body())
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxHTTPBody))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				writeJSON(w, 413, Errorf(413, "Request body is larger than the %d byte limit", MaxHTTPBody).Body())
+				return
+			}
+			writeJSON(w, 400, Errorf(400, "Invalid JSON body: %s", err.Error()).Body())
+			return
+		}
+		var probe map[string]json.RawMessage
+		if err := json.Unmarshal(body, &probe); err != nil {
+			writeJSON(w, 400, Errorf(400, "Invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: ")).Body())
+			return
+		}
+		var op string
+		if raw, ok := probe["operation"]; !ok {
+			writeJSON(w, 400, Errorf(400, "'operation' is required").Body())
+			return
+		} else if json.Unmarshal(raw, &op) != nil {
+			writeJSON(w, 400, Errorf(400, "'operation' must be a string").Body())
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		status, out := d.DispatchSync(ctx, Request{
+			Op: op, Body: body, Authorization: r.Header.Get("Authorization"), RequestID: r.Header.Get("X-Request-Id"),
+		})
+		writeJSON(w, status, out)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,62 @@
+package events
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds one node's Prometheus collectors. Each node has its own
+// registry so several nodes can run in one process (tests, demo).
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests         *prometheus.CounterVec
+	requestDuration  *prometheus.HistogramVec
+	ReconcileResults *prometheus.CounterVec
+	ReconcileSeconds *prometheus.HistogramVec
+	QueueDepth       *prometheus.GaugeVec
+	ReplicationLag   *prometheus.GaugeVec
+}
+
+// NewMetrics registers clusterd's collectors on a fresh registry.
+func NewMetrics(version string) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clusterd_requests_total", Help: "Operation requests by operation and reply status.",
+		}, []string{"operation", "status"}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "clusterd_request_duration_seconds", Help: "Time from intake to reply, by operation.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"operation"}),
+		ReconcileResults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clusterd_reconcile_total", Help: "Reconcile passes by worker and result (converged, changed, error).",
+		}, []string{"worker", "result"}),
+		ReconcileSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "clusterd_reconcile_duration_seconds", Help: "Duration of reconcile passes by worker.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}, []string{"worker"}),
+		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "clusterd_worker_queue_depth", Help: "Keys waiting to be reconciled, by worker.",
+		}, []string{"worker"}),
+		ReplicationLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "clusterd_replication_lag_messages", Help: "Messages a peer holds that this node has not yet received, by peer.",
+		}, []string{"peer"}),
+	}
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "clusterd_build_info", Help: "Build information; the value is always 1.",
+	}, []string{"version"})
+	build.WithLabelValues(version).Set(1)
+	reg.MustRegister(m.requests, m.requestDuration, m.ReconcileResults, m.ReconcileSeconds, m.QueueDepth, m.ReplicationLag, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *Metrics) observeRequest(op string, status int, d time.Duration) {
+	m.requests.WithLabelValues(op, strconv.Itoa(status)).Inc()
+	m.requestDuration.WithLabelValues(op).Observe(d.Seconds())
+}

@@ -1,0 +1,132 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// Subject prefixes of operation requests.
+const (
+	LocalPrefix = "ops.cluster."
+	NodePrefix  = "ops.node."
+)
+
+// NodeSubject is the mesh-wide subject that reaches node's operation op.
+func NodeSubject(node, op string) string { return NodePrefix + node + ".cluster." + op }
+
+// NATSIngress serves operations on NATS: one micro endpoint per operation on
+// ops.cluster.<op> (node-local), a catch-all that answers unknown operations,
+// and ops.node.<name>.cluster.<op> for callers anywhere in the mesh.
+type NATSIngress struct {
+	svc  micro.Service
+	subs []*nats.Subscription
+}
+
+// ServiceName is the micro service name `nats micro ls` shows.
+const ServiceName = "clusterd"
+
+// StartNATSIngress registers the service on nc.
+func StartNATSIngress(nc *nats.Conn, d *Dispatcher, nodeName, version string) (*NATSIngress, error) {
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        ServiceName,
+		Version:     version,
+		Description: "clusterd clustering operations for node " + nodeName,
+		Metadata:    map[string]string{"node": nodeName},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("register micro service: %w", err)
+	}
+	in := &NATSIngress{svc: svc}
+	for name := range d.Operations() {
+		op := name
+		err := svc.AddEndpoint(op, micro.HandlerFunc(func(r micro.Request) {
+			d.Dispatch(requestOf(op, r.Data(), r.Headers().Get), microResponder(r))
+		}), micro.WithEndpointSubject(LocalPrefix+op), micro.WithEndpointMetadata(map[string]string{"operation": op}))
+		if err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("add endpoint %s: %w", op, err)
+		}
+	}
+	known := d.Operations()
+	unknown, err := nc.Subscribe(LocalPrefix+"*", func(m *nats.Msg) {
+		op := strings.TrimPrefix(m.Subject, LocalPrefix)
+		if _, ok := known[op]; ok || m.Reply == "" {
+			return // a micro endpoint answers it
+		}
+		d.Dispatch(requestOf(op, m.Data, headerGetter(m)), msgResponder(m))
+	})
+	if err != nil {
+		_ = svc.Stop()
+		return nil, err
+	}
+	nodePrefix := NodePrefix + nodeName + ".cluster."
+	addressed, err := nc.QueueSubscribe(nodePrefix+"*", "clusterd", func(m *nats.Msg) {
+		if m.Reply == "" {
+			return
+		}
+		d.Dispatch(requestOf(strings.TrimPrefix(m.Subject, nodePrefix), m.Data, headerGetter(m)), msgResponder(m))
+	})
+	if err != nil {
+		_ = unknown.Unsubscribe()
+		_ = svc.Stop()
+		return nil, err
+	}
+	in.subs = []*nats.Subscription{unknown, addressed}
+	return in, nc.Flush()
+}
+
+// Stop stops intake; requests already dispatched are still answered.
+func (in *NATSIngress) Stop() {
+	for _, s := range in.subs {
+		_ = s.Unsubscribe()
+	}
+	_ = in.svc.Stop()
+}
+
+func headerGetter(m *nats.Msg) func(string) string {
+	return func(k string) string {
+		if m.Header == nil {
+			return ""
+		}
+		return m.Header.Get(k)
+	}
+}
+
+func requestOf(op string, data []byte, hdr func(string) string) Request {
+	return Request{Op: op, Body: data, Authorization: hdr("Authorization"), RequestID: hdr("Nats-Request-Id")}
+}
+
+func errorText(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(body, &e)
+	return e.Error
+}
+
+func microResponder(r micro.Request) Responder {
+	return func(status int, body []byte) {
+		if status == 200 {
+			_ = r.Respond(body)
+			return
+		}
+		_ = r.Error(strconv.Itoa(status), errorText(body), body)
+	}
+}
+
+func msgResponder(m *nats.Msg) Responder {
+	return func(status int, body []byte) {
+		out := &nats.Msg{Subject: m.Reply, Data: body}
+		if status != 200 {
+			out.Header = nats.Header{}
+			out.Header.Set(micro.ErrorHeader, errorText(body))
+			out.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(status))
+		}
+		_ = m.RespondMsg(out)
+	}
+}

@@ -1,0 +1,324 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nuid"
+	"go.uber.org/zap"
+)
+
+// Operation is one clustering operation as the router runs it.
+type Operation struct {
+	Name string // wire name, e.g. cluster_get_routes
+	// Handler is HarperDB's handler name, used in 403 bodies (e.g. getRoutes).
+	Handler string
+	// Mutating operations are logged at info; reads at debug.
+	Mutating bool
+	// Run executes the operation for an authorized caller. body is the raw
+	// JSON request; the returned value is marshalled as the reply.
+	Run func(ctx context.Context, caller Caller, body []byte) (any, error)
+}
+
+// SuperUser is the only role that may run clustering operations.
+const SuperUser = "super_user"
+
+// Request is one operation request as a transport adapter received it.
+type Request struct {
+	Op            string
+	Body          []byte
+	Authorization string
+	RequestID     string
+}
+
+// Responder delivers a reply to the transport the request came from. It is
+// called exactly once per request.
+type Responder func(status int, body []byte)
+
+const topicOps = "ops"
+
+type exchangeKey struct{}
+
+type exchange struct {
+	req     Request
+	respond Responder
+	status  int
+	body    []byte
+	caller  Caller
+	op      *Operation
+}
+
+// Dispatcher feeds requests into a Watermill router and answers them.
+type Dispatcher struct {
+	ops      map[string]*Operation
+	verifier *Verifier
+	log      *zap.Logger
+	metrics  *Metrics
+	router   *message.Router
+	sub      *ingress
+
+	mu      sync.RWMutex
+	closing bool
+}
+
+// NewDispatcher builds the router; call Run to start it.
+func NewDispatcher(ops []Operation, verifier *Verifier, metrics *Metrics, log *zap.Logger) (*Dispatcher, error) {
+	d := &Dispatcher{ops: map[string]*Operation{}, verifier: verifier, log: log, metrics: metrics, sub: newIngress()}
+	for i := range ops {
+		d.ops[ops[i].Name] = &ops[i]
+	}
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 30 * time.Second}, zapAdapter{log.Named("watermill")})
+	if err != nil {
+		return nil, err
+	}
+	// First added runs outermost: the reply guard must see every outcome,
+	// panics included, so it wraps the recoverer.
+	r.AddMiddleware(d.replyMiddleware, middleware.Recoverer, d.requestIDMiddleware, d.metricsMiddleware, d.authMiddleware)
+	r.AddConsumerHandler("operations", topicOps, d.sub, d.handle)
+	d.router = r
+	return d, nil
+}
+
+// Operations returns the registered operations by name.
+func (d *Dispatcher) Operations() map[string]*Operation { return d.ops }
+
+// Run runs the router until ctx ends or Close is called. It returns once the
+// router is running or has failed to start.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- d.router.Run(ctx) }()
+	select {
+	case <-d.router.Running():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// Close stops taking requests and waits for in-flight ones to be answered.
+func (d *Dispatcher) Close() error {
+	d.mu.Lock()
+	d.closing = true
+	d.mu.Unlock()
+	return d.router.Close()
+}
+
+// Dispatch hands a request to the router. It never blocks on the operation;
+// respond is called when the reply is ready (or at once, when shutting down).
+func (d *Dispatcher) Dispatch(req Request, respond Responder) {
+	if req.RequestID == "" {
+		req.RequestID = nuid.Next()
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closing {
+		respond(503, (&Error{Status: 503, Message: "Service is shutting down, retry on another node or later"}).Body())
+		return
+	}
+	msg := message.NewMessage(req.RequestID, req.Body)
+	msg.SetContext(context.WithValue(context.Background(), exchangeKey{}, &exchange{req: req, respond: respond}))
+	d.sub.ch <- msg
+}
+
+// DispatchSync runs a request and waits for its reply (HTTP uses it).
+func (d *Dispatcher) DispatchSync(ctx context.Context, req Request) (int, []byte) {
+	type reply struct {
+		status int
+		body   []byte
+	}
+	ch := make(chan reply, 1)
+	d.Dispatch(req, func(status int, body []byte) { ch <- reply{status, body} })
+	select {
+	case r := <-ch:
+		return r.status, r.body
+	case <-ctx.Done():
+		return 504, (&Error{Status: 504, Message: "request cancelled before a reply was ready"}).Body()
+	}
+}
+
+func exchangeOf(msg *message.Message) *exchange { return msg.Context().Value(exchangeKey{}).(*exchange) }
+
+func (d *Dispatcher) replyMiddleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		ex := exchangeOf(msg)
+		_, err := h(msg)
+		if err != nil {
+			e := d.toError(ex, err)
+			ex.status, ex.body = e.Status, e.Body()
+		}
+		ex.respond(ex.status, ex.body)
+		return nil, nil
+	}
+}
+
+func (d *Dispatcher) toError(ex *exchange, err error) *Error {
+	var p middleware.RecoveredPanicError
+	if errors.As(err, &p) {
+		d.log.Error("operation panicked", zap.String("op", ex.req.Op), zap.String("request_id", ex.req.RequestID),
+			zap.Any("panic", p.V), zap.String("stack", p.Stacktrace))
+		return Errorf(500, "Internal error while running '%s' (request id %s); the node logged the details", ex.req.Op, ex.req.RequestID)
+	}
+	return AsError(err)
+}
+
+func (d *Dispatcher) requestIDMiddleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		middleware.SetCorrelationID(exchangeOf(msg).req.RequestID, msg)
+		return h(msg)
+	}
+}
+
+func (d *Dispatcher) metricsMiddleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		ex := exchangeOf(msg)
+		start := time.Now()
+		out, err := h(msg)
+		status := ex.status
+		var msgText string
+		if err != nil {
+			e := AsError(err)
+			status, msgText = e.Status, e.Message
+			var p middleware.RecoveredPanicError
+			if errors.As(err, &p) {
+				status, msgText = 500, "panic"
+			}
+		}
+		elapsed := time.Since(start)
+		opLabel := ex.req.Op
+		if _, ok := d.ops[opLabel]; !ok {
+			opLabel = "unknown"
+		}
+		d.metrics.observeRequest(opLabel, status, elapsed)
+		fields := []zap.Field{zap.String("op", ex.req.Op), zap.Int("status", status),
+			zap.String("request_id", ex.req.RequestID), zap.String("user", ex.caller.User), zap.Duration("took", elapsed)}
+		switch {
+		case status >= 500:
+			d.log.Warn("operation failed", append(fields, zap.String("error", msgText))...)
+		case status >= 400:
+			d.log.Info("operation refused", append(fields, zap.String("error", msgText))...)
+		case ex.op != nil && ex.op.Mutating:
+			d.log.Info("operation done", fields...)
+		default:
+			if ce := d.log.Check(zap.DebugLevel, "operation done"); ce != nil {
+				ce.Write(fields...)
+			}
+		}
+		return out, err
+	}
+}
+
+// authMiddleware: 401 for a bad token, 400 for an unknown operation, 403 for
+// a role other than super_user — in that order, before any validation.
+func (d *Dispatcher) authMiddleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		ex := exchangeOf(msg)
+		caller, err := d.verifier.Verify(ex.req.Authorization)
+		if err != nil {
+			return nil, Errorf(401, "Unauthorized: %s", err.Error())
+		}
+		ex.caller = caller
+		op, ok := d.ops[ex.req.Op]
+		if !ok {
+			return nil, Errorf(400, "Operation '%s' not found", ex.req.Op)
+		}
+		ex.op = op
+		if caller.Role != SuperUser {
+			return nil, &Error{Status: 403,
+				Message: "This operation is not authorized due to role restrictions and/or invalid database items",
+				Extra: map[string]any{
+					"unauthorized_access":  []string{fmt.Sprintf("Operation '%s' is restricted to 'super_user' roles", op.Handler)},
+					"invalid_schema_items": []string{},
+				}}
+		}
+		return h(msg)
+	}
+}
+
+func (d *Dispatcher) handle(msg *message.Message) error {
+	ex := exchangeOf(msg)
+	if err := checkOperationField(msg.Payload, ex.req.Op); err != nil {
+		return err
+	}
+	reply, err := ex.op.Run(msg.Context(), ex.caller, msg.Payload)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(reply)
+	if err != nil {
+		return fmt.Errorf("encode reply: %w", err)
+	}
+	ex.status, ex.body = 200, b
+	return nil
+}
+
+// checkOperationField enforces that a body's "operation", when present, names
+// the operation the subject (or HTTP body) asked for. Non-object bodies are
+// left to the operation's decoder, which reports them.
+func checkOperationField(body []byte, op string) error {
+	var probe struct {
+		Operation *json.RawMessage `json:"operation"`
+	}
+	if json.Unmarshal(body, &probe) != nil || probe.Operation == nil {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(*probe.Operation, &s); err != nil {
+		return Errorf(400, "'operation' must be a string")
+	}
+	if s != op {
+		return Errorf(400, "Operation in body '%s' does not match subject operation '%s'", s, op)
+	}
+	return nil
+}
+
+// ingress is the Watermill subscriber the transports feed. It never waits for
+// acks: the router runs each message in its own goroutine and the reply, not
+// the ack, is what the requester waits for.
+type ingress struct {
+	ch   chan *message.Message
+	once sync.Once
+}
+
+func newIngress() *ingress { return &ingress{ch: make(chan *message.Message, 1024)} }
+
+func (i *ingress) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if topic != topicOps {
+		return nil, fmt.Errorf("unknown topic %q", topic)
+	}
+	return i.ch, nil
+}
+
+// Close is called by the router after intake has stopped (Dispatcher.Close
+// holds the write lock while setting closing, so no Dispatch is mid-send).
+func (i *ingress) Close() error {
+	i.once.Do(func() { close(i.ch) })
+	return nil
+}
+
+type zapAdapter struct{ l *zap.Logger }
+
+func fieldsOf(f watermill.LogFields) []zap.Field {
+	out := make([]zap.Field, 0, len(f))
+	for k, v := range f {
+		out = append(out, zap.Any(k, v))
+	}
+	return out
+}
+
+func (a zapAdapter) Error(msg string, err error, f watermill.LogFields) {
+	a.l.Error(msg, append(fieldsOf(f), zap.Error(err))...)
+}
+func (a zapAdapter) Info(msg string, f watermill.LogFields)  { a.l.Debug(msg, fieldsOf(f)...) }
+func (a zapAdapter) Debug(msg string, f watermill.LogFields) {}
+func (a zapAdapter) Trace(msg string, f watermill.LogFields) {}
+func (a zapAdapter) With(f watermill.LogFields) watermill.LoggerAdapter {
+	return zapAdapter{a.l.With(fieldsOf(f)...)}
+}
+

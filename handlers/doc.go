@@ -1,0 +1,6 @@
+// Package handlers implements the clustering operations: each decodes and
+// validates its request (schemas in validate.go yield HarperDB's messages),
+// applies it to desired state in storage, announces the change on the bus so
+// topology workers converge, and returns the reply. A reply reporting a change
+// is only returned after the change is synced to disk.
+package handlers

@@ -1,0 +1,302 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is clusterd's configuration: HarperDB's clustering.* key paths plus
+// rootPath, operationsApi and auth. Every key can be overridden by an
+// environment variable named after its path (CLUSTERING_NODENAME=n1).
+type Config struct {
+	RootPath      string        `yaml:"rootPath"`
+	OperationsAPI OperationsAPI `yaml:"operationsApi"`
+	Auth          Auth          `yaml:"auth"`
+	Clustering    Clustering    `yaml:"clustering"`
+	Logging       Logging       `yaml:"logging"`
+}
+
+type Network struct {
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+}
+
+type RouteConfig struct {
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+}
+
+type OperationsAPI struct {
+	Network Network `yaml:"network"`
+}
+
+type Auth struct {
+	IssuerKeyFile  string   `yaml:"issuerKeyFile"`
+	TrustedIssuers []string `yaml:"trustedIssuers"`
+}
+
+type Logging struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+type Clustering struct {
+	Enabled    bool       `yaml:"enabled"`
+	NodeName   string     `yaml:"nodeName"`
+	User       string     `yaml:"user"`
+	Password   string     `yaml:"password"`
+	HubServer  HubServer  `yaml:"hubServer"`
+	LeafServer LeafServer `yaml:"leafServer"`
+	TLS        TLS        `yaml:"tls"`
+	// RequestTimeout bounds inter-node calls made while serving a request.
+	RequestTimeout time.Duration `yaml:"requestTimeout"`
+}
+
+type HubServer struct {
+	Network   Network      `yaml:"network"`
+	LeafNodes HubLeafNodes `yaml:"leafNodes"`
+	Cluster   HubCluster   `yaml:"cluster"`
+}
+
+type HubLeafNodes struct {
+	Network Network `yaml:"network"`
+}
+
+type HubCluster struct {
+	Name    string         `yaml:"name"`
+	Network ClusterNetwork `yaml:"network"`
+}
+
+type ClusterNetwork struct {
+	Host   string        `yaml:"host"`
+	Port   int           `yaml:"port"`
+	Routes []RouteConfig `yaml:"routes"`
+}
+
+type LeafServer struct {
+	Network LeafNetwork `yaml:"network"`
+	Users   []LeafUser  `yaml:"users"`
+	Streams Streams     `yaml:"streams"`
+}
+
+type LeafNetwork struct {
+	Host   string        `yaml:"host"`
+	Port   int           `yaml:"port"`
+	Routes []RouteConfig `yaml:"routes"`
+}
+
+type LeafUser struct {
+	User     string `yaml:"user"`
+	Password string `yaml:"password"`
+}
+
+// Streams are the per-table limits of transaction storage (0 = unlimited).
+type Streams struct {
+	MaxAge   time.Duration `yaml:"maxAge"`
+	MaxBytes int64         `yaml:"maxBytes"`
+	MaxMsgs  int64         `yaml:"maxMsgs"`
+}
+
+type TLS struct {
+	Certificate          string `yaml:"certificate"`
+	PrivateKey           string `yaml:"privateKey"`
+	CertificateAuthority string `yaml:"certificateAuthority"`
+}
+
+// Default returns the configuration of `go run ./cmd/clusterd` with no file.
+func Default() Config {
+	host, _ := os.Hostname()
+	name := sanitizeNodeName(host)
+	if name == "" {
+		name = "node1"
+	}
+	return Config{
+		RootPath:      "./clusterd-data",
+		OperationsAPI: OperationsAPI{Network: Network{Host: "127.0.0.1", Port: 9925}},
+		Logging:       Logging{Level: "info", Format: "json"},
+		Clustering: Clustering{
+			Enabled:  true,
+			NodeName: name,
+			User:     "cluster_user",
+			HubServer: HubServer{
+				Network:   Network{Host: "127.0.0.1", Port: 9930},
+				LeafNodes: HubLeafNodes{Network: Network{Port: 9931}},
+				Cluster:   HubCluster{Name: "clusterd", Network: ClusterNetwork{Port: 9932}},
+			},
+			LeafServer:     LeafServer{Network: LeafNetwork{Port: 9940}},
+			RequestTimeout: 2 * time.Second,
+		},
+	}
+}
+
+func sanitizeNodeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '.' || r == ',' || r == '*' || r == '>':
+			return '-'
+		case r == ' ' || r == '\t' || r == '\n' || r == '\r':
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// Load reads path (if not empty) over the defaults, then applies environment
+// overrides from env (os.Environ() form), then validates.
+func Load(path string, env []string) (Config, error) {
+	cfg := Default()
+	tree := map[string]any{}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		if err := yaml.Unmarshal(b, &tree); err != nil {
+			return cfg, fmt.Errorf("parse config %s: %w", path, err)
+		}
+		if tree == nil {
+			tree = map[string]any{}
+		}
+	}
+	if err := applyEnv(tree, env); err != nil {
+		return cfg, err
+	}
+	b, err := yaml.Marshal(tree)
+	if err != nil {
+		return cfg, err
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, errEOF) && err.Error() != "EOF" {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, cfg.Validate()
+}
+
+var errEOF = errors.New("EOF")
+
+// envKeys maps upper-cased key paths (CLUSTERING_HUBSERVER_NETWORK_PORT) to
+// their YAML path segments, from the Config struct's tags.
+func envKeys() map[string][]string {
+	out := map[string][]string{}
+	var walk func(t reflect.Type, path []string)
+	walk = func(t reflect.Type, path []string) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if tag == "" || tag == "-" {
+				continue
+			}
+			p := append(append([]string{}, path...), tag)
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+				walk(f.Type, p)
+				continue
+			}
+			out[strings.ToUpper(strings.Join(p, "_"))] = p
+		}
+	}
+	walk(reflect.TypeOf(Config{}), nil)
+	return out
+}
+
+// applyEnv overrides tree with matching environment variables. Values are
+// read as YAML, so CLUSTERING_HUBSERVER_CLUSTER_NETWORK_ROUTES='[{host: h, port: 1}]'
+// works as well as plain scalars.
+func applyEnv(tree map[string]any, env []string) error {
+	keys := envKeys()
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		path, ok := keys[strings.ToUpper(k)]
+		if !ok {
+			continue
+		}
+		var val any
+		if err := yaml.Unmarshal([]byte(v), &val); err != nil {
+			return fmt.Errorf("environment %s: %w", k, err)
+		}
+		if val == nil {
+			val = ""
+		}
+		node := tree
+		for _, seg := range path[:len(path)-1] {
+			next, ok := node[seg].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				node[seg] = next
+			}
+			node = next
+		}
+		node[path[len(path)-1]] = val
+	}
+	return nil
+}
+
+// Validate reports every problem of the configuration at once.
+func (c Config) Validate() error {
+	var problems []string
+	n := c.Clustering.NodeName
+	if n == "" {
+		problems = append(problems, "clustering.nodeName is required")
+	} else if strings.ContainsAny(n, " \t\r\n.,*>") {
+		problems = append(problems, fmt.Sprintf("clustering.nodeName %q must not contain whitespace, '.', ',', '*' or '>'", n))
+	}
+	if c.RootPath == "" {
+		problems = append(problems, "rootPath is required")
+	}
+	if c.Clustering.User == "" {
+		problems = append(problems, "clustering.user is required")
+	}
+	ports := map[string]int{
+		"operationsApi.network.port":                  c.OperationsAPI.Network.Port,
+		"clustering.hubServer.network.port":           c.Clustering.HubServer.Network.Port,
+		"clustering.hubServer.leafNodes.network.port": c.Clustering.HubServer.LeafNodes.Network.Port,
+		"clustering.hubServer.cluster.network.port":   c.Clustering.HubServer.Cluster.Network.Port,
+		"clustering.leafServer.network.port":          c.Clustering.LeafServer.Network.Port,
+	}
+	seen := map[int]string{}
+	for _, k := range []string{"operationsApi.network.port", "clustering.hubServer.network.port", "clustering.hubServer.leafNodes.network.port", "clustering.hubServer.cluster.network.port", "clustering.leafServer.network.port"} {
+		p := ports[k]
+		if p < 0 || p > 65535 {
+			problems = append(problems, fmt.Sprintf("%s must be between 0 and 65535, got %d", k, p))
+		}
+		if p != 0 {
+			if other, dup := seen[p]; dup {
+				problems = append(problems, fmt.Sprintf("%s and %s both use port %d", other, k, p))
+			}
+			seen[p] = k
+		}
+	}
+	for i, r := range c.Clustering.HubServer.Cluster.Network.Routes {
+		if r.Host == "" || r.Port <= 0 || r.Port > 65535 {
+			problems = append(problems, fmt.Sprintf("clustering.hubServer.cluster.network.routes[%d] needs a host and a port 1-65535", i))
+		}
+	}
+	for i, r := range c.Clustering.LeafServer.Network.Routes {
+		if r.Host == "" || r.Port <= 0 || r.Port > 65535 {
+			problems = append(problems, fmt.Sprintf("clustering.leafServer.network.routes[%d] needs a host and a port 1-65535", i))
+		}
+	}
+	t := c.Clustering.TLS
+	if (t.Certificate == "") != (t.PrivateKey == "") {
+		problems = append(problems, "clustering.tls.certificate and clustering.tls.privateKey go together")
+	}
+	if c.Clustering.RequestTimeout < 0 {
+		problems = append(problems, "clustering.requestTimeout must not be negative")
+	}
+	if c.Logging.Format != "" && c.Logging.Format != "json" && c.Logging.Format != "console" {
+		problems = append(problems, "logging.format must be json or console")
+	}
+	if len(problems) > 0 {
+		return errors.New("invalid configuration: " + strings.Join(problems, "; "))
+	}
+	return nil
+}

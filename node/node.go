@@ -1,0 +1,385 @@
+// Package node assembles one clusterd node from its configuration: state
+// store, embedded servers, operation intake (NATS and HTTP), and topology
+// workers; and takes it down again in order. cmd/clusterd, the tests and the
+// benchmarks all start nodes through it.
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/handlers"
+	"github.com/clusterd/clusterd/storage"
+	"github.com/clusterd/clusterd/topology"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+)
+
+// Version is clusterd's version, shown by `nats micro info`.
+var Version = "0.1.0"
+
+// Node is one running clusterd node.
+type Node struct {
+	Config  Config
+	Store   *storage.Store
+	Servers *topology.Servers
+	Metrics *events.Metrics
+	Bus     *events.Bus
+	Ops     *handlers.Ops
+
+	log        *zap.Logger
+	issuerKey  ed25519.PrivateKey
+	password   string
+	nc         *nats.Conn
+	dispatcher *events.Dispatcher
+	ingress    *events.NATSIngress
+	httpSrv    *http.Server
+	httpLn     net.Listener
+	routeLoop  *topology.Loop
+	started    time.Time
+
+	cancel    context.CancelFunc
+	workers   sync.WaitGroup
+	closing   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Options are the process-level inputs of Start.
+type Options struct {
+	Log *zap.Logger
+	// Stdout receives the one-time `nats context save` hint when a cluster
+	// password is generated. Nil discards it.
+	Stdout io.Writer
+}
+
+// Start brings a node up. On error everything started so far is stopped.
+func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := o.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.With(zap.String("node", cfg.Clustering.NodeName))
+	n = &Node{Config: cfg, log: log, started: time.Now(), Bus: events.NewBus(), Metrics: events.NewMetrics(Version)}
+	defer func() {
+		if err != nil {
+			n.Close()
+			n = nil
+		}
+	}()
+	if err := os.MkdirAll(cfg.RootPath, 0o700); err != nil {
+		return nil, fmt.Errorf("create rootPath: %w", err)
+	}
+	if err := n.loadSecrets(o.Stdout); err != nil {
+		return nil, err
+	}
+	verifier, err := n.verifier()
+	if err != nil {
+		return nil, err
+	}
+	if n.Store, err = storage.Open(filepath.Join(cfg.RootPath, "state")); err != nil {
+		return nil, err
+	}
+	if err := n.seedRoutes(); err != nil {
+		return nil, err
+	}
+	serverTLS, clientTLS, err := loadTLS(cfg.Clustering.TLS)
+	if err != nil {
+		return nil, err
+	}
+	var leafUsers []topology.User
+	for _, u := range cfg.Clustering.LeafServer.Users {
+		leafUsers = append(leafUsers, topology.User{Name: u.User, Password: u.Password})
+	}
+	clusterHost := cfg.Clustering.HubServer.Cluster.Network.Host
+	if clusterHost == "" {
+		clusterHost = cfg.Clustering.HubServer.Network.Host
+	}
+	n.Servers, err = topology.StartServers(topology.ServerOptions{
+		NodeName:    cfg.Clustering.NodeName,
+		Host:        clusterHost,
+		HubPort:     cfg.Clustering.HubServer.Network.Port,
+		HubLeafPort: cfg.Clustering.HubServer.LeafNodes.Network.Port,
+		ClusterPort: cfg.Clustering.HubServer.Cluster.Network.Port,
+		ClusterName: cfg.Clustering.HubServer.Cluster.Name,
+		LeafPort:    cfg.Clustering.LeafServer.Network.Port,
+		User:        cfg.Clustering.User,
+		Password:    n.password,
+		LeafUsers:   leafUsers,
+		StoreDir:    filepath.Join(cfg.RootPath, "jetstream"),
+		ServerTLS:   serverTLS,
+		ClientTLS:   clientTLS,
+		Log:         log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n.nc, err = n.Servers.InternalConn("clusterd-" + cfg.Clustering.NodeName); err != nil {
+		return nil, fmt.Errorf("connect to leaf server: %w", err)
+	}
+	n.Ops = &handlers.Ops{
+		NodeName:          cfg.Clustering.NodeName,
+		ClusteringEnabled: cfg.Clustering.Enabled,
+		Store:             n.Store,
+		Bus:               n.Bus,
+	}
+	if n.dispatcher, err = events.NewDispatcher(n.Ops.Operations(), verifier, n.Metrics, log.Named("ops")); err != nil {
+		return nil, err
+	}
+	if err := n.dispatcher.Run(context.Background()); err != nil {
+		return nil, fmt.Errorf("start router: %w", err)
+	}
+
+	wctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.routeLoop = &topology.Loop{
+		Name:      "routes",
+		Reconcile: (&topology.RouteReconciler{Store: n.Store, Servers: n.Servers}).Reconcile,
+		Trigger:   n.Bus.Subscribe(events.RoutesChanged),
+		Resync:    2 * time.Second,
+		Log:       log,
+		Metrics:   n.Metrics,
+	}
+	n.goWorker(wctx, n.routeLoop.Run)
+
+	if n.ingress, err = events.StartNATSIngress(n.nc, n.dispatcher, cfg.Clustering.NodeName, Version); err != nil {
+		return nil, err
+	}
+	if err := n.startHTTP(); err != nil {
+		return nil, err
+	}
+	p := n.Servers.Ports()
+	log.Info("node started",
+		zap.String("host", clusterHost),
+		zap.Int("operations_api_port", n.HTTPPort()),
+		zap.Int("hub_port", p.HubClient),
+		zap.Int("hub_leafnodes_port", p.HubLeaf),
+		zap.Int("clustering_port", p.Cluster),
+		zap.Int("leaf_port", p.LeafClient),
+		zap.String("root_path", cfg.RootPath),
+		zap.Bool("clustering_enabled", cfg.Clustering.Enabled),
+		zap.String("issuer", events.IssuerID(n.issuerKey.Public().(ed25519.PublicKey))))
+	return n, nil
+}
+
+func (n *Node) goWorker(ctx context.Context, run func(context.Context)) {
+	n.workers.Add(1)
+	go func() {
+		defer n.workers.Done()
+		run(ctx)
+	}()
+}
+
+// loadSecrets reads or creates the cluster password and the issuer key.
+func (n *Node) loadSecrets(stdout io.Writer) error {
+	cfg := n.Config
+	n.password = cfg.Clustering.Password
+	if n.password == "" {
+		path := filepath.Join(cfg.RootPath, "cluster-password")
+		b, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			n.password = strings.TrimSpace(string(b))
+		case errors.Is(err, os.ErrNotExist):
+			buf := make([]byte, 18)
+			_, _ = rand.Read(buf)
+			n.password = hex.EncodeToString(buf)
+			if err := os.WriteFile(path, []byte(n.password+"\n"), 0o600); err != nil {
+				return fmt.Errorf("save generated cluster password: %w", err)
+			}
+			if stdout != nil {
+				fmt.Fprintf(stdout, "Generated a cluster password (kept in %s). Save a nats CLI context for this node with:\n"+
+					"  nats context save %s --server nats://127.0.0.1:%d --user %s --password %s --select\n",
+					path, cfg.Clustering.NodeName, cfg.Clustering.LeafServer.Network.Port, cfg.Clustering.User, n.password)
+			}
+		default:
+			return fmt.Errorf("read cluster password: %w", err)
+		}
+	}
+	keyFile := cfg.Auth.IssuerKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(cfg.RootPath, "issuer.key")
+	}
+	k, created, err := events.LoadOrCreateIssuerKey(keyFile)
+	if err != nil {
+		return err
+	}
+	if created {
+		n.log.Info("generated issuer key", zap.String("file", keyFile), zap.String("issuer", events.IssuerID(k.Public().(ed25519.PublicKey))))
+	}
+	n.issuerKey = k
+	return nil
+}
+
+func (n *Node) verifier() (*events.Verifier, error) {
+	keys := []ed25519.PublicKey{n.issuerKey.Public().(ed25519.PublicKey)}
+	for _, id := range n.Config.Auth.TrustedIssuers {
+		k, err := events.ParseIssuerID(id)
+		if err != nil {
+			return nil, fmt.Errorf("auth.trustedIssuers: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return events.NewVerifier(keys...), nil
+}
+
+func (n *Node) seedRoutes() error {
+	var r storage.Routes
+	for _, x := range n.Config.Clustering.HubServer.Cluster.Network.Routes {
+		r.Hub = append(r.Hub, storage.Route{Host: x.Host, Port: x.Port})
+	}
+	for _, x := range n.Config.Clustering.LeafServer.Network.Routes {
+		r.Leaf = append(r.Leaf, storage.Route{Host: x.Host, Port: x.Port})
+	}
+	seeded, err := n.Store.SeedRoutes(r)
+	if err != nil {
+		return fmt.Errorf("seed routes: %w", err)
+	}
+	if seeded && (len(r.Hub) > 0 || len(r.Leaf) > 0) {
+		n.log.Info("seeded routes from config", zap.Int("hub", len(r.Hub)), zap.Int("leaf", len(r.Leaf)))
+	}
+	return nil
+}
+
+func loadTLS(t TLS) (server, client *tls.Config, err error) {
+	if t.Certificate == "" {
+		return nil, nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(t.Certificate, t.PrivateKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("clustering.tls: %w", err)
+	}
+	server = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	client = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.CertificateAuthority != "" {
+		pem, err := os.ReadFile(t.CertificateAuthority)
+		if err != nil {
+			return nil, nil, fmt.Errorf("clustering.tls.certificateAuthority: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, errors.New("clustering.tls.certificateAuthority: no certificates found")
+		}
+		server.ClientCAs = pool
+		server.ClientAuth = tls.VerifyClientCertIfGiven
+		client.RootCAs = pool
+	}
+	return server, client, nil
+}
+
+func (n *Node) startHTTP() error {
+	a := n.Config.OperationsAPI.Network
+	ln, err := net.Listen("tcp", net.JoinHostPort(a.Host, strconv.Itoa(a.Port)))
+	if err != nil {
+		return fmt.Errorf("operations API listener: %w", err)
+	}
+	n.httpLn = ln
+	n.httpSrv = &http.Server{
+		Handler:           events.HTTPHandler(n.dispatcher, n.Metrics, n),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	go func() {
+		if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("operations API stopped", zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+// HTTPPort is the operations API port the node listens on.
+func (n *Node) HTTPPort() int { return n.httpLn.Addr().(*net.TCPAddr).Port }
+
+// Name is the node name.
+func (n *Node) Name() string { return n.Config.Clustering.NodeName }
+
+// Password is the cluster password in force (configured or generated).
+func (n *Node) Password() string { return n.password }
+
+// IssuerKey is the key the node signs tokens with.
+func (n *Node) IssuerKey() ed25519.PrivateKey { return n.issuerKey }
+
+// Token mints a token this node trusts.
+func (n *Node) Token(user, role string, ttl time.Duration) (string, error) {
+	return events.Mint(n.issuerKey, user, role, ttl)
+}
+
+// LeafURL is the nats:// URL of the leaf client port.
+func (n *Node) LeafURL() string {
+	return fmt.Sprintf("nats://127.0.0.1:%d", n.Servers.Ports().LeafClient)
+}
+
+// Ready implements events.Health.
+func (n *Node) Ready() (bool, string) {
+	if n.closing.Load() {
+		return false, "shutting down"
+	}
+	select {
+	case <-n.routeLoop.Converged():
+	default:
+		return false, "routes not converged yet"
+	}
+	return true, ""
+}
+
+// Close stops intake, answers in-flight requests, stops workers, drains the
+// internal connection, shuts the servers down and closes the store, in that
+// order. Safe to call more than once.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.closing.Store(true)
+		if n.ingress != nil {
+			n.ingress.Stop()
+		}
+		if n.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = n.httpSrv.Shutdown(ctx)
+			cancel()
+		}
+		if n.dispatcher != nil {
+			if err := n.dispatcher.Close(); err != nil {
+				n.log.Warn("router close", zap.Error(err))
+			}
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.workers.Wait()
+		if n.nc != nil {
+			_ = n.nc.Drain()
+			for i := 0; i < 200 && !n.nc.IsClosed(); i++ {
+				time.Sleep(5 * time.Millisecond)
+			}
+			n.nc.Close()
+		}
+		if n.Servers != nil {
+			n.Servers.Shutdown()
+		}
+		if n.Store != nil {
+			n.closeErr = n.Store.Close()
+		}
+		n.log.Info("node stopped")
+	})
+	return n.closeErr
+}

@@ -1,0 +1,344 @@
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ErrDiskFull is returned instead of writing when the store's filesystem is
+// nearly full: Badger dies with SIGBUS when it cannot extend a file, so we
+// refuse the write while we still can.
+var ErrDiskFull = errors.New("not enough free disk space for the state store")
+
+// MinFreeBytes is the free space below which writes are refused.
+var MinFreeBytes uint64 = 64 << 20
+
+const (
+	keyRoutes     = "routes"
+	prefixNode    = "node/"
+	prefixTable   = "table/"
+	prefixMeta    = "meta/"
+	maxTxnRetries = 20
+)
+
+// Store is the desired-state store. Safe for concurrent use.
+type Store struct {
+	db      *badger.DB
+	dir     string
+	commits atomic.Int64
+}
+
+// Open opens (creating if needed) the store in dir with synced writes.
+func Open(dir string) (*Store, error) {
+	opts := badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithLogger(nil).
+		WithNumVersionsToKeep(1).
+		// Desired state is small: keep memory modest so an idle node stays lean.
+		WithMemTableSize(8 << 20).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(4)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open state store %s: %w", dir, err)
+	}
+	return &Store{db: db, dir: dir}, nil
+}
+
+// Close flushes and closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Commits counts write transactions committed since Open. Tests and
+// benchmarks use it to prove rejected requests never reach the disk.
+func (s *Store) Commits() int64 { return s.commits.Load() }
+
+func (s *Store) checkSpace() error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.dir, &st); err != nil {
+		return nil // cannot tell; let Badger try
+	}
+	if st.Bavail*uint64(st.Bsize) < MinFreeBytes {
+		return ErrDiskFull
+	}
+	return nil
+}
+
+// update runs fn in a read-write transaction and commits it synced, retrying
+// on conflicts with concurrent writers. fn may run more than once.
+func (s *Store) update(fn func(txn *badger.Txn) error) error {
+	if err := s.checkSpace(); err != nil {
+		return err
+	}
+	for i := 0; ; i++ {
+		err := s.db.Update(fn)
+		if errors.Is(err, badger.ErrConflict) && i < maxTxnRetries {
+			continue
+		}
+		if errors.Is(err, ErrNoChange) {
+			return nil
+		}
+		if err == nil {
+			s.commits.Add(1)
+		}
+		return err
+	}
+}
+
+func getJSON(txn *badger.Txn, key string, v any) (bool, error) {
+	item, err := txn.Get([]byte(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+}
+
+func setJSON(txn *badger.Txn, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return txn.Set([]byte(key), b)
+}
+
+func scanJSON[T any](txn *badger.Txn, prefix string) ([]T, error) {
+	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte(prefix)})
+	defer it.Close()
+	var out []T
+	for it.Rewind(); it.Valid(); it.Next() {
+		var v T
+		if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &v) }); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", it.Item().Key(), err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Routes returns the desired routes.
+func (s *Store) Routes() (Routes, error) {
+	var r Routes
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := getJSON(txn, keyRoutes, &r)
+		return err
+	})
+	return r, err
+}
+
+// UpdateRoutes applies fn to the desired routes and persists the result
+// (nothing is written when fn returns ErrNoChange). fn may run more than once
+// (on write conflicts), so it must only depend on its argument.
+func (s *Store) UpdateRoutes(fn func(*Routes) error) (Routes, error) {
+	var out Routes
+	err := s.update(func(txn *badger.Txn) error {
+		var r Routes
+		if _, err := getJSON(txn, keyRoutes, &r); err != nil {
+			return err
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+		out = r
+		return setJSON(txn, keyRoutes, r)
+	})
+	return out, err
+}
+
+// Node returns the registered node name, and whether it exists.
+func (s *Store) Node(name string) (Node, bool, error) {
+	var n Node
+	var ok bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		ok, err = getJSON(txn, prefixNode+name, &n)
+		return err
+	})
+	return n, ok, err
+}
+
+// Nodes returns every registered node, sorted by name.
+func (s *Store) Nodes() ([]Node, error) {
+	var out []Node
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		out, err = scanJSON[Node](txn, prefixNode)
+		return err
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, err
+}
+
+// UpdateNode applies fn to the named node's record (zero Node with the name set
+// when absent; exists says which) and stores the result, or deletes the record
+// when fn returns keep=false. fn may run more than once.
+func (s *Store) UpdateNode(name string, fn func(n *Node, exists bool) (keep bool, err error)) error {
+	return s.update(func(txn *badger.Txn) error {
+		n := Node{Name: name}
+		exists, err := getJSON(txn, prefixNode+name, &n)
+		if err != nil {
+			return err
+		}
+		keep, err := fn(&n, exists)
+		if err != nil {
+			return err
+		}
+		if !keep {
+			if !exists {
+				return nil
+			}
+			return txn.Delete([]byte(prefixNode + name))
+		}
+		return setJSON(txn, prefixNode+name, n)
+	})
+}
+
+// ReplaceNodes swaps the whole set of registered nodes in one transaction, so
+// a crash leaves either the old set or the new one.
+func (s *Store) ReplaceNodes(nodes []Node) error {
+	return s.update(func(txn *badger.Txn) error {
+		old, err := scanJSON[Node](txn, prefixNode)
+		if err != nil {
+			return err
+		}
+		for _, n := range old {
+			if err := txn.Delete([]byte(prefixNode + n.Name)); err != nil {
+				return err
+			}
+		}
+		for _, n := range nodes {
+			if err := setJSON(txn, prefixNode+n.Name, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func tableKey(k TableKey) string { return prefixTable + k.Database + "\x00" + k.Table }
+
+// Tables returns the tables this node holds, sorted.
+func (s *Store) Tables() ([]Table, error) {
+	var out []Table
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		out, err = scanJSON[Table](txn, prefixTable)
+		return err
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out, err
+}
+
+// HasTable says whether this node holds the table.
+func (s *Store) HasTable(k TableKey) (bool, error) {
+	var ok bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get([]byte(tableKey(k)))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		ok = err == nil
+		return err
+	})
+	return ok, err
+}
+
+// HasDatabase says whether this node holds any table of the database.
+func (s *Store) HasDatabase(db string) (bool, error) {
+	var ok bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixTable + db + "\x00")})
+		defer it.Close()
+		it.Rewind()
+		ok = it.Valid()
+		return nil
+	})
+	return ok, err
+}
+
+// PutTables records tables as held here; existing ones keep their creation time.
+// It reports which of them were new.
+func (s *Store) PutTables(tables []Table) (created []TableKey, err error) {
+	err = s.update(func(txn *badger.Txn) error {
+		created = created[:0]
+		for _, t := range tables {
+			_, err := txn.Get([]byte(tableKey(t.TableKey)))
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, badger.ErrKeyNotFound) {
+				return err
+			}
+			if err := setJSON(txn, tableKey(t.TableKey), t); err != nil {
+				return err
+			}
+			created = append(created, t.TableKey)
+		}
+		if len(created) == 0 {
+			return ErrNoChange
+		}
+		return nil
+	})
+	return created, err
+}
+
+// ErrNoChange, returned by an update function, ends the update without
+// writing anything; the update method then returns nil.
+var ErrNoChange = errors.New("no change")
+
+// Meta returns a bookkeeping value, or "" when unset.
+func (s *Store) Meta(key string) (string, error) {
+	var v string
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(prefixMeta + key))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b, err := item.ValueCopy(nil)
+		v = string(b)
+		return err
+	})
+	return v, err
+}
+
+// SetMeta stores a bookkeeping value.
+func (s *Store) SetMeta(key, value string) error {
+	if strings.ContainsRune(key, '/') {
+		return fmt.Errorf("meta key %q must not contain '/'", key)
+	}
+	return s.update(func(txn *badger.Txn) error { return txn.Set([]byte(prefixMeta+key), []byte(value)) })
+}
+
+// SeedRoutes stores routes only if the store has never been seeded, and marks
+// it seeded, so config-file routes count on first start only.
+func (s *Store) SeedRoutes(r Routes) (seeded bool, err error) {
+	err = s.update(func(txn *badger.Txn) error {
+		seeded = false
+		if _, err := txn.Get([]byte(prefixMeta + "seeded")); err == nil {
+			return ErrNoChange
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if err := txn.Set([]byte(prefixMeta+"seeded"), []byte("1")); err != nil {
+			return err
+		}
+		seeded = true
+		return setJSON(txn, keyRoutes, r)
+	})
+	return seeded, err
+}

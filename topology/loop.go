@@ -1,0 +1,157 @@
+package topology
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/clusterd/clusterd/events"
+	"go.uber.org/zap"
+)
+
+// Status is what a worker last achieved, for cluster_status and /readyz.
+type Status struct {
+	Converged   bool      `json:"converged"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastAttempt time.Time `json:"last_attempt"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	Failures    int       `json:"failures"`
+}
+
+// ReconcileFunc converges one concern and reports whether it had to change
+// anything. It must be idempotent and learn everything from storage and the
+// servers, nothing from what woke it.
+type ReconcileFunc func(ctx context.Context) (changed bool, err error)
+
+// Loop runs a ReconcileFunc on start-up, on every trigger and on a periodic
+// resync (with jitter), retrying failures with capped exponential backoff
+// forever.
+type Loop struct {
+	Name       string
+	Reconcile  ReconcileFunc
+	Trigger    <-chan struct{}
+	Resync     time.Duration
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	Log        *zap.Logger
+	Metrics    *events.Metrics
+
+	mu       sync.Mutex
+	status   Status
+	once     sync.Once
+	firstOK  chan struct{}
+	kick     chan struct{}
+	initOnce sync.Once
+}
+
+func (l *Loop) init() {
+	l.initOnce.Do(func() {
+		l.firstOK = make(chan struct{})
+		l.kick = make(chan struct{}, 1)
+		if l.Resync == 0 {
+			l.Resync = 5 * time.Second
+		}
+		if l.MinBackoff == 0 {
+			l.MinBackoff = 50 * time.Millisecond
+		}
+		if l.MaxBackoff == 0 {
+			l.MaxBackoff = 5 * time.Second
+		}
+		if l.Log == nil {
+			l.Log = zap.NewNop()
+		}
+	})
+}
+
+// Kick asks for a reconcile pass soon; it never blocks.
+func (l *Loop) Kick() {
+	l.init()
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Converged is closed after the first successful pass.
+func (l *Loop) Converged() <-chan struct{} {
+	l.init()
+	return l.firstOK
+}
+
+// Status returns the outcome of the latest pass.
+func (l *Loop) Status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.status
+}
+
+// Run reconciles until ctx ends.
+func (l *Loop) Run(ctx context.Context) {
+	l.init()
+	backoff := l.MinBackoff
+	for {
+		start := time.Now()
+		changed, err := l.Reconcile(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		l.record(start, changed, err)
+		var wait time.Duration
+		if err != nil {
+			wait = backoff/2 + rand.N(backoff/2+1)
+			backoff = min(backoff*2, l.MaxBackoff)
+		} else {
+			backoff = l.MinBackoff
+			wait = l.Resync - l.Resync/10 + rand.N(l.Resync/5+1)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-l.Trigger:
+		case <-l.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (l *Loop) record(start time.Time, changed bool, err error) {
+	took := time.Since(start)
+	result := "converged"
+	if err != nil {
+		result = "error"
+	} else if changed {
+		result = "changed"
+	}
+	if l.Metrics != nil {
+		l.Metrics.ReconcileResults.WithLabelValues(l.Name, result).Inc()
+		l.Metrics.ReconcileSeconds.WithLabelValues(l.Name).Observe(took.Seconds())
+	}
+	l.mu.Lock()
+	l.status.LastAttempt = start
+	if err != nil {
+		l.status.Converged = false
+		l.status.LastError = err.Error()
+		l.status.Failures++
+	} else {
+		l.status = Status{Converged: true, LastAttempt: start, LastSuccess: time.Now()}
+	}
+	failures := l.status.Failures
+	l.mu.Unlock()
+	switch {
+	case err != nil:
+		// Log the first failure and then every tenth, so a peer that stays down
+		// does not flood the log.
+		if failures == 1 || failures%10 == 0 {
+			l.Log.Warn("reconcile failed", zap.String("worker", l.Name), zap.Int("failures", failures), zap.Error(err))
+		}
+	case changed:
+		l.Log.Info("reconciled", zap.String("worker", l.Name), zap.Duration("took", took))
+	}
+	if err == nil {
+		l.once.Do(func() { close(l.firstOK) })
+	}
+}

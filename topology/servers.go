@@ -1,0 +1,399 @@
+package topology
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/clusterd/clusterd/storage"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+)
+
+// User is a NATS client user of the leaf server.
+type User struct {
+	Name     string
+	Password string
+}
+
+// ServerOptions configure a node's embedded servers. Port 0 picks a free port.
+type ServerOptions struct {
+	NodeName    string
+	Host        string
+	HubPort     int // hub client port
+	HubLeafPort int // hub leafnode listener
+	ClusterPort int // hub cluster listener (the clustering port)
+	ClusterName string
+	LeafPort    int // leaf client port
+	User        string
+	Password    string
+	LeafUsers   []User
+	StoreDir    string // JetStream storage
+	// ServerTLS, when set, is required on every listener; ClientTLS is used
+	// to dial routes and leafnode remotes.
+	ServerTLS *tls.Config
+	ClientTLS *tls.Config
+	Log       *zap.Logger
+}
+
+// Subjects only clusterd's own processes may use: operation intake and
+// inter-node calls. Clients are denied them so nobody can impersonate a
+// responder or read other callers' requests.
+const (
+	InternalPrefix = "_clusterd"
+	opsLocal       = "ops.cluster.>"
+)
+
+// Servers is a node's running hub and leaf servers.
+type Servers struct {
+	Hub  *server.Server
+	Leaf *server.Server
+
+	opts ServerOptions
+	log  *zap.Logger
+
+	// internal user: clusterd's own connections; random per process.
+	internalUser, internalPass string
+
+	mu       sync.Mutex // serializes reloads; guards the option snapshots
+	hubOpts  *server.Options
+	leafOpts *server.Options
+}
+
+func port(p int) int {
+	if p == 0 {
+		return server.RANDOM_PORT
+	}
+	return p
+}
+
+func clientPermissions() *server.Permissions {
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{">"}, Deny: []string{InternalPrefix + ".>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"ops.>", InternalPrefix + ".>"}},
+	}
+}
+
+// StartServers starts hub then leaf and waits until both accept clients and
+// the leaf is connected to its hub.
+func StartServers(o ServerOptions) (*Servers, error) {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	s := &Servers{opts: o, log: o.Log, internalUser: "_clusterd_internal", internalPass: randomSecret()}
+
+	hubOpts := &server.Options{
+		ServerName: o.NodeName + "-hub",
+		Host:       o.Host,
+		Port:       port(o.HubPort),
+		NoSigs:     true,
+		MaxPayload: 8 << 20,
+		Users: []*server.User{
+			{Username: o.User, Password: o.Password, Permissions: clientPermissions()},
+			{Username: s.internalUser, Password: s.internalPass},
+		},
+		Cluster: server.ClusterOpts{
+			Name:     o.ClusterName,
+			Host:     o.Host,
+			Port:     port(o.ClusterPort),
+			Username: o.User,
+			Password: o.Password,
+			// Node-local operations never cross the mesh.
+			Permissions: &server.RoutePermissions{
+				Import: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{opsLocal}},
+				Export: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{opsLocal}},
+			},
+			ConnectBackoff: true,
+		},
+		LeafNode: server.LeafNodeOpts{
+			Host:     o.Host,
+			Port:     port(o.HubLeafPort),
+			Username: o.User,
+			Password: o.Password,
+		},
+		DisableJetStreamBanner: true,
+	}
+	if o.ServerTLS != nil {
+		hubOpts.TLSConfig = o.ServerTLS
+		hubOpts.TLS, hubOpts.TLSVerify = true, o.ServerTLS.ClientAuth == tls.RequireAndVerifyClientCert
+		hubOpts.TLSTimeout = 2
+		hubOpts.Cluster.TLSConfig = o.ServerTLS.Clone()
+		hubOpts.Cluster.TLSConfig.ClientAuth = tls.RequireAndVerifyClientCert
+		hubOpts.Cluster.TLSTimeout = 2
+		hubOpts.LeafNode.TLSConfig = o.ServerTLS
+		hubOpts.LeafNode.TLSTimeout = 2
+	}
+	hub, err := server.NewServer(hubOpts)
+	if err != nil {
+		return nil, fmt.Errorf("hub server: %w", err)
+	}
+	hub.SetLoggerV2(natsLogger{o.Log.Named("hub")}, false, false, false)
+	hub.Start()
+	if !hub.ReadyForConnections(10 * time.Second) {
+		hub.Shutdown()
+		return nil, errors.New("hub server did not become ready (are its ports free?)")
+	}
+	s.Hub, s.hubOpts = hub, hubOpts
+
+	users := []*server.User{
+		{Username: o.User, Password: o.Password, Permissions: clientPermissions()},
+		{Username: s.internalUser, Password: s.internalPass},
+	}
+	for _, u := range o.LeafUsers {
+		users = append(users, &server.User{Username: u.Name, Password: u.Password, Permissions: clientPermissions()})
+	}
+	leafOpts := &server.Options{
+		ServerName:             o.NodeName,
+		Host:                   o.Host,
+		Port:                   port(o.LeafPort),
+		NoSigs:                 true,
+		MaxPayload:             8 << 20,
+		Users:                  users,
+		JetStream:              true,
+		JetStreamDomain:        o.NodeName,
+		StoreDir:               filepath.Join(o.StoreDir),
+		DisableJetStreamBanner: true,
+		LeafNode:               server.LeafNodeOpts{ReconnectInterval: 250 * time.Millisecond},
+	}
+	if o.ServerTLS != nil {
+		leafOpts.TLSConfig = o.ServerTLS
+		leafOpts.TLS, leafOpts.TLSVerify = true, o.ServerTLS.ClientAuth == tls.RequireAndVerifyClientCert
+		leafOpts.TLSTimeout = 2
+	}
+	leafOpts.LeafNode.Remotes = s.leafRemotes(nil)
+	leaf, err := server.NewServer(leafOpts)
+	if err != nil {
+		hub.Shutdown()
+		return nil, fmt.Errorf("leaf server: %w", err)
+	}
+	leaf.SetLoggerV2(natsLogger{o.Log.Named("leaf")}, false, false, false)
+	leaf.Start()
+	if !leaf.ReadyForConnections(30 * time.Second) {
+		leaf.Shutdown()
+		hub.Shutdown()
+		return nil, errors.New("leaf server did not become ready (are its ports free?)")
+	}
+	s.Leaf, s.leafOpts = leaf, leafOpts
+	deadline := time.Now().Add(10 * time.Second)
+	for leaf.NumLeafNodes() < 1 {
+		if time.Now().After(deadline) {
+			s.Shutdown()
+			return nil, errors.New("leaf server did not connect to its hub")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return s, nil
+}
+
+func randomSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Ports are the ports the servers actually listen on.
+type Ports struct {
+	HubClient, HubLeaf, Cluster, LeafClient int
+}
+
+// Ports returns the bound ports (useful when 0 was asked for).
+func (s *Servers) Ports() Ports {
+	return Ports{
+		HubClient:  s.Hub.Addr().(*net.TCPAddr).Port,
+		HubLeaf:    s.hubLeafAddr().Port,
+		Cluster:    s.Hub.ClusterAddr().Port,
+		LeafClient: s.Leaf.Addr().(*net.TCPAddr).Port,
+	}
+}
+
+func (s *Servers) hubLeafAddr() *net.TCPAddr {
+	v, _ := s.Hub.Varz(nil)
+	return &net.TCPAddr{IP: net.ParseIP(s.opts.Host), Port: v.LeafNode.Port}
+}
+
+func (s *Servers) userURL(scheme string, r storage.Route) *url.URL {
+	return &url.URL{Scheme: scheme, User: url.UserPassword(s.opts.User, s.opts.Password), Host: r.Addr()}
+}
+
+// leafRemotes builds the leaf server's remotes: its own hub first, then the
+// leaf routes. Node-local operation subjects and the transaction plane stay
+// off other nodes' hubs.
+func (s *Servers) leafRemotes(routes []storage.Route) []*server.RemoteLeafOpts {
+	own := storage.Route{Host: s.opts.Host, Port: s.hubLeafAddr().Port}
+	if own.Host == "" || own.Host == "0.0.0.0" || own.Host == "::" {
+		own.Host = "127.0.0.1"
+	}
+	remote := func(r storage.Route, foreign bool) *server.RemoteLeafOpts {
+		ro := &server.RemoteLeafOpts{URLs: []*url.URL{s.userURL("nats-leaf", r)}, TLSConfig: s.opts.ClientTLS, TLS: s.opts.ClientTLS != nil, TLSTimeout: 2}
+		if foreign {
+			ro.DenyImports = []string{opsLocal, "txn.>"}
+			ro.DenyExports = []string{opsLocal, "txn.>"}
+		}
+		return ro
+	}
+	out := []*server.RemoteLeafOpts{remote(own, false)}
+	for _, r := range routes {
+		out = append(out, remote(r, true))
+	}
+	return out
+}
+
+// InternalConn connects to the leaf server as clusterd itself, in-process.
+func (s *Servers) InternalConn(name string, extra ...nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{
+		nats.Name(name),
+		nats.InProcessServer(s.Leaf),
+		nats.UserInfo(s.internalUser, s.internalPass),
+		nats.MaxReconnects(-1),
+	}, extra...)
+	if s.opts.ClientTLS != nil {
+		opts = append(opts, nats.Secure(s.opts.ClientTLS))
+	}
+	return nats.Connect("", opts...)
+}
+
+// ObservedRoutes reads the routes the servers are configured with now.
+func (s *Servers) ObservedRoutes() (hub, leaf []storage.Route, err error) {
+	hv, err := s.Hub.Varz(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, u := range hv.Cluster.URLs {
+		if r, ok := parseRouteURL(u); ok {
+			hub = append(hub, r)
+		}
+	}
+	lv, err := s.Leaf.Varz(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, rem := range lv.LeafNode.Remotes {
+		if i == 0 {
+			continue // own hub
+		}
+		for _, u := range rem.URLs {
+			if r, ok := parseRouteURL(u); ok {
+				leaf = append(leaf, r)
+			}
+		}
+	}
+	return hub, leaf, nil
+}
+
+func parseRouteURL(u string) (storage.Route, bool) {
+	if pu, err := url.Parse(u); err == nil && pu.Host != "" {
+		u = pu.Host
+	}
+	h, p, err := net.SplitHostPort(u)
+	if err != nil {
+		return storage.Route{}, false
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return storage.Route{}, false
+	}
+	return storage.Route{Host: h, Port: n}, true
+}
+
+// SameRoutes says whether two route lists hold the same set.
+func SameRoutes(a, b []storage.Route) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	key := func(r storage.Route) string { return r.Addr() }
+	ka := make([]string, len(a))
+	kb := make([]string, len(b))
+	for i := range a {
+		ka[i], kb[i] = key(a[i]), key(b[i])
+	}
+	slices.Sort(ka)
+	slices.Sort(kb)
+	return slices.Equal(ka, kb)
+}
+
+// ApplyHubRoutes makes the hub's cluster routes exactly routes, live.
+func (s *Servers) ApplyHubRoutes(routes []storage.Route) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := *s.hubOpts
+	o.Routes = make([]*url.URL, 0, len(routes))
+	for _, r := range routes {
+		o.Routes = append(o.Routes, s.userURL("nats-route", r))
+	}
+	if err := s.Hub.ReloadOptions(&o); err != nil {
+		return fmt.Errorf("reload hub routes: %w", err)
+	}
+	s.hubOpts = &o
+	return nil
+}
+
+// ApplyLeafRoutes makes the leaf server's remotes its own hub plus routes, live.
+func (s *Servers) ApplyLeafRoutes(routes []storage.Route) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := *s.leafOpts
+	o.LeafNode.Remotes = s.leafRemotes(routes)
+	if err := s.Leaf.ReloadOptions(&o); err != nil {
+		return fmt.Errorf("reload leaf remotes: %w", err)
+	}
+	s.leafOpts = &o
+	return nil
+}
+
+// RoutedPeers returns the server names of hubs this hub has a live route to.
+func (s *Servers) RoutedPeers() []string {
+	rz, err := s.Hub.Routez(nil)
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range rz.Routes {
+		if r.RemoteName != "" && !seen[r.RemoteName] {
+			seen[r.RemoteName] = true
+			out = append(out, r.RemoteName)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Shutdown stops leaf then hub and waits for both.
+func (s *Servers) Shutdown() {
+	if s.Leaf != nil {
+		s.Leaf.Shutdown()
+		s.Leaf.WaitForShutdown()
+	}
+	if s.Hub != nil {
+		s.Hub.Shutdown()
+		s.Hub.WaitForShutdown()
+	}
+}
+
+type natsLogger struct{ l *zap.Logger }
+
+func (n natsLogger) Noticef(f string, v ...any) { n.l.Debug(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Warnf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	// Our users' passwords are generated or configured secrets held in
+	// memory; bcrypt would cost every route and leafnode handshake ~50 ms.
+	if strings.HasPrefix(msg, "Plaintext passwords detected") {
+		return
+	}
+	n.l.Warn(msg)
+}
+func (n natsLogger) Fatalf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Errorf(f string, v ...any)  { n.l.Warn(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Debugf(f string, v ...any)  {}
+func (n natsLogger) Tracef(f string, v ...any)  {}
