@@ -143,7 +143,9 @@ func (d *Dispatcher) DispatchSync(ctx context.Context, req Request) (int, []byte
 	}
 }
 
-func exchangeOf(msg *message.Message) *exchange { return msg.Context().Value(exchangeKey{}).(*exchange) }
+func exchangeOf(msg *message.Message) *exchange {
+	return msg.Context().Value(exchangeKey{}).(*exchange)
+}
 
 func (d *Dispatcher) replyMiddleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
@@ -321,4 +323,3 @@ func (a zapAdapter) Trace(msg string, f watermill.LogFields) {}
 func (a zapAdapter) With(f watermill.LogFields) watermill.LoggerAdapter {
 	return zapAdapter{a.l.With(fieldsOf(f)...)}
 }
-

@@ -393,7 +393,7 @@ func (n natsLogger) Warnf(f string, v ...any) {
 	}
 	n.l.Warn(msg)
 }
-func (n natsLogger) Fatalf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
-func (n natsLogger) Errorf(f string, v ...any)  { n.l.Warn(fmt.Sprintf(f, v...)) }
-func (n natsLogger) Debugf(f string, v ...any)  {}
-func (n natsLogger) Tracef(f string, v ...any)  {}
+func (n natsLogger) Fatalf(f string, v ...any) { n.l.Error(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Errorf(f string, v ...any) { n.l.Warn(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Debugf(f string, v ...any) {}
+func (n natsLogger) Tracef(f string, v ...any) {}
