@@ -1,22 +1,22 @@
 package handlers
 
 import (
-	"context"
-
 	"github.com/clusterd/clusterd/events"
 	"github.com/clusterd/clusterd/storage"
+	"github.com/clusterd/clusterd/topology"
 )
 
-// Ops holds what the operations need. Fields set after construction (such as
-// Peers) are optional capabilities wired by the node.
+// Ops holds what the operations need.
 type Ops struct {
 	NodeName          string
 	ClusteringEnabled bool
 	Store             *storage.Store
 	Bus               *events.Bus
-}
+	Peers             Peers
+	Txn               *topology.TxnStream
 
-type runFunc func(ctx context.Context, caller events.Caller, body []byte) (any, error)
+	locks nodeLocks
+}
 
 // Operations returns every operation this package serves, for the router.
 func (o *Ops) Operations() []events.Operation {
@@ -24,6 +24,13 @@ func (o *Ops) Operations() []events.Operation {
 		{Name: "cluster_set_routes", Handler: "setRoutes", Mutating: true, Run: o.SetRoutes},
 		{Name: "cluster_get_routes", Handler: "getRoutes", Run: o.GetRoutes},
 		{Name: "cluster_delete_routes", Handler: "deleteRoutes", Mutating: true, Run: o.DeleteRoutes},
+		{Name: "add_node", Handler: "addNode", Mutating: true, Run: o.AddNode},
+		{Name: "update_node", Handler: "updateNode", Mutating: true, Run: o.UpdateNode("update_node")},
+		{Name: "set_node_replication", Handler: "updateNode", Mutating: true, Run: o.UpdateNode("set_node_replication")},
+		{Name: "remove_node", Handler: "removeNode", Mutating: true, Run: o.RemoveNode},
+		{Name: "configure_cluster", Handler: "configureCluster", Mutating: true, Run: o.ConfigureCluster},
+		{Name: "create_table", Handler: "createTable", Mutating: true, Run: o.CreateTable},
+		{Name: "describe_all", Handler: "describeAll", Run: o.DescribeAll},
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/clusterd/clusterd/storage"
 	"github.com/clusterd/clusterd/topology"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 )
 
@@ -53,6 +54,9 @@ type Node struct {
 	httpSrv    *http.Server
 	httpLn     net.Listener
 	routeLoop  *topology.Loop
+	replLoop   *topology.Loop
+	Repl       *topology.ReplicationReconciler
+	peerSrv    *events.PeerServer
 	started    time.Time
 
 	cancel    context.CancelFunc
@@ -137,11 +141,24 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 	if n.nc, err = n.Servers.InternalConn("clusterd-" + cfg.Clustering.NodeName); err != nil {
 		return nil, fmt.Errorf("connect to leaf server: %w", err)
 	}
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		return nil, err
+	}
+	streams := cfg.Clustering.LeafServer.Streams
+	txn := &topology.TxnStream{JS: js, NC: n.nc, Node: cfg.Clustering.NodeName,
+		Limits: topology.Limits{MaxAge: streams.MaxAge, MaxBytes: streams.MaxBytes, MaxMsgs: streams.MaxMsgs}}
+	timeout := cfg.Clustering.RequestTimeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
 	n.Ops = &handlers.Ops{
 		NodeName:          cfg.Clustering.NodeName,
 		ClusteringEnabled: cfg.Clustering.Enabled,
 		Store:             n.Store,
 		Bus:               n.Bus,
+		Peers:             events.NewPeerClient(n.nc, cfg.Clustering.NodeName, n.password, timeout),
+		Txn:               txn,
 	}
 	if n.dispatcher, err = events.NewDispatcher(n.Ops.Operations(), verifier, n.Metrics, log.Named("ops")); err != nil {
 		return nil, err
@@ -161,6 +178,29 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		Metrics:   n.Metrics,
 	}
 	n.goWorker(wctx, n.routeLoop.Run)
+	n.Repl = &topology.ReplicationReconciler{Store: n.Store, Stream: txn, Log: log}
+	n.replLoop = &topology.Loop{
+		Name:      "replication",
+		Reconcile: n.Repl.Reconcile,
+		Trigger:   n.Bus.Subscribe(events.NodesChanged),
+		Resync:    2 * time.Second,
+		Log:       log,
+		Metrics:   n.Metrics,
+	}
+	n.goWorker(wctx, n.replLoop.Run)
+	noticeLoop := &topology.Loop{
+		Name:       "notices",
+		Reconcile:  n.deliverNotices,
+		Trigger:    n.Bus.Subscribe(events.NodesChanged),
+		Resync:     3 * time.Second,
+		MaxBackoff: 3 * time.Second,
+		Log:        log,
+		Metrics:    n.Metrics,
+	}
+	n.goWorker(wctx, noticeLoop.Run)
+	if n.peerSrv, err = events.StartPeerServer(n.nc, cfg.Clustering.NodeName, n.password, n.Ops.PeerHandlers(), log.Named("peer")); err != nil {
+		return nil, err
+	}
 
 	if n.ingress, err = events.StartNATSIngress(n.nc, n.dispatcher, cfg.Clustering.NodeName, Version); err != nil {
 		return nil, err
@@ -340,7 +380,33 @@ func (n *Node) Ready() (bool, string) {
 	default:
 		return false, "routes not converged yet"
 	}
+	select {
+	case <-n.replLoop.Converged():
+	default:
+		return false, "replication not converged yet"
+	}
 	return true, ""
+}
+
+// deliverNotices retries the notices owed to peers (remove_node while the
+// peer was down).
+func (n *Node) deliverNotices(ctx context.Context) (bool, error) {
+	notices, err := n.Store.Notices()
+	if err != nil {
+		return false, err
+	}
+	var failed []string
+	for _, nt := range notices {
+		if err := n.Ops.DeliverNotice(ctx, nt); err != nil {
+			failed = append(failed, nt.Peer+": "+err.Error())
+			continue
+		}
+		n.log.Info("delivered notice", zap.String("peer", nt.Peer), zap.String("kind", nt.Kind))
+	}
+	if len(failed) > 0 {
+		return false, fmt.Errorf("notices not delivered yet: %s", strings.Join(failed, "; "))
+	}
+	return len(notices) > 0, nil
 }
 
 // Close stops intake, answers in-flight requests, stops workers, drains the
@@ -351,6 +417,9 @@ func (n *Node) Close() error {
 		n.closing.Store(true)
 		if n.ingress != nil {
 			n.ingress.Stop()
+		}
+		if n.peerSrv != nil {
+			n.peerSrv.Stop()
 		}
 		if n.httpSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -30,6 +30,9 @@ type Subscription struct {
 	Subscribe bool       `json:"subscribe"`
 	Publish   bool       `json:"publish"`
 	StartTime *time.Time `json:"start_time,omitempty"`
+	// Epoch grows each time the start position is reset (a new start_time),
+	// telling the replication worker to re-source the table rather than resume.
+	Epoch int64 `json:"epoch,omitempty"`
 }
 
 // Key identifies the table a subscription is about.
@@ -46,9 +49,26 @@ func (s Subscription) Mirror() Subscription {
 type Node struct {
 	Name          string         `json:"name"`
 	Subscriptions []Subscription `json:"subscriptions"`
-	// Epoch changes whenever a subscription's start position is reset, so the
-	// replication worker knows to re-source rather than resume.
-	Epoch int64 `json:"epoch"`
+	Added         time.Time      `json:"added"`
+}
+
+// Find returns the index of the subscription for table k, or -1.
+func (n *Node) Find(k TableKey) int {
+	for i, s := range n.Subscriptions {
+		if s.Key() == k {
+			return i
+		}
+	}
+	return -1
+}
+
+// Notice is a message this node still owes a peer (kept until delivered):
+// today only "remove", sent when remove_node or configure_cluster could not
+// reach the peer.
+type Notice struct {
+	Peer string    `json:"peer"`
+	Kind string    `json:"kind"`
+	At   time.Time `json:"at"`
 }
 
 // TableKey names a table.

@@ -1,0 +1,181 @@
+package events
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+)
+
+// Inter-node calls travel on _clusterd.node.<name>.<call>. Only clusterd's
+// internal NATS user may publish or subscribe there, and every call carries an
+// HMAC over its content keyed by the cluster password, so a request from
+// anything that is not a cluster member is refused even if it got onto the
+// subject.
+const peerPrefix = "_clusterd.node."
+
+const (
+	hdrFrom = "Clusterd-From"
+	hdrTime = "Clusterd-Time"
+	hdrSig  = "Clusterd-Signature"
+	maxSkew = 2 * time.Minute
+)
+
+// Peer call failures, told apart so operations can say what happened.
+var (
+	ErrNotListening = errors.New("not listening")
+	ErrNoResponse   = errors.New("listening but did not respond")
+)
+
+// RemoteError is an error the peer itself returned.
+type RemoteError struct{ Message string }
+
+func (e *RemoteError) Error() string { return e.Message }
+
+type peerAuth struct{ key []byte }
+
+func newPeerAuth(password string) peerAuth {
+	k := sha256.Sum256([]byte("clusterd-peer-v1:" + password))
+	return peerAuth{key: k[:]}
+}
+
+func (a peerAuth) sign(subject, from, ts string, body []byte) string {
+	m := hmac.New(sha256.New, a.key)
+	fmt.Fprintf(m, "%s\n%s\n%s\n", subject, from, ts)
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (a peerAuth) verify(msg *nats.Msg) (string, error) {
+	if msg.Header == nil {
+		return "", errors.New("unsigned inter-node request")
+	}
+	from, ts, sig := msg.Header.Get(hdrFrom), msg.Header.Get(hdrTime), msg.Header.Get(hdrSig)
+	want := a.sign(msg.Subject, from, ts, msg.Data)
+	if !hmac.Equal([]byte(sig), []byte(want)) {
+		return "", errors.New("inter-node request is not signed by a cluster member")
+	}
+	n, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return "", errors.New("inter-node request has a bad timestamp")
+	}
+	if d := time.Since(time.UnixMilli(n)); d > maxSkew || d < -maxSkew {
+		return "", errors.New("inter-node request is too old (or clocks disagree by more than 2m)")
+	}
+	return from, nil
+}
+
+// PeerClient calls other nodes.
+type PeerClient struct {
+	nc      *nats.Conn
+	self    string
+	auth    peerAuth
+	Timeout time.Duration
+}
+
+// NewPeerClient returns a client that signs calls as node self.
+func NewPeerClient(nc *nats.Conn, self, password string, timeout time.Duration) *PeerClient {
+	return &PeerClient{nc: nc, self: self, auth: newPeerAuth(password), Timeout: timeout}
+}
+
+// Call sends req to node's call and decodes the reply into resp. It fails with
+// ErrNotListening, ErrNoResponse or a *RemoteError.
+func (c *PeerClient) Call(ctx context.Context, node, call string, req, resp any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	subject := peerPrefix + node + "." + call
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	msg := nats.NewMsg(subject)
+	msg.Data = body
+	msg.Header.Set(hdrFrom, c.self)
+	msg.Header.Set(hdrTime, ts)
+	msg.Header.Set(hdrSig, c.auth.sign(subject, c.self, ts, body))
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	out, err := c.nc.RequestMsgWithContext(ctx, msg)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return ErrNotListening
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return ErrNoResponse
+	case err != nil:
+		return fmt.Errorf("call %s on %s: %w", call, node, err)
+	}
+	var env struct {
+		Error  *string         `json:"error"`
+		Result json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(out.Data, &env); err != nil {
+		return fmt.Errorf("call %s on %s: bad reply: %w", call, node, err)
+	}
+	if env.Error != nil {
+		return &RemoteError{Message: *env.Error}
+	}
+	if resp == nil {
+		return nil
+	}
+	return json.Unmarshal(env.Result, resp)
+}
+
+// PeerHandler serves one inter-node call from node `from`.
+type PeerHandler func(ctx context.Context, from string, body []byte) (any, error)
+
+// PeerServer answers inter-node calls addressed to this node.
+type PeerServer struct {
+	sub *nats.Subscription
+}
+
+// StartPeerServer subscribes to this node's inter-node subject. Each call runs
+// in its own goroutine so a slow one does not hold up the rest.
+func StartPeerServer(nc *nats.Conn, self, password string, handlers map[string]PeerHandler, log *zap.Logger) (*PeerServer, error) {
+	auth := newPeerAuth(password)
+	prefix := peerPrefix + self + "."
+	sub, err := nc.QueueSubscribe(prefix+"*", "clusterd", func(m *nats.Msg) {
+		go func() {
+			reply := func(v any, err error) {
+				var b []byte
+				if err != nil {
+					b, _ = json.Marshal(map[string]string{"error": err.Error()})
+				} else {
+					b, _ = json.Marshal(map[string]any{"result": v})
+				}
+				_ = m.Respond(b)
+			}
+			from, err := auth.verify(m)
+			if err != nil {
+				log.Warn("refused inter-node request", zap.String("subject", m.Subject), zap.Error(err))
+				reply(nil, err)
+				return
+			}
+			call := strings.TrimPrefix(m.Subject, prefix)
+			h, ok := handlers[call]
+			if !ok {
+				reply(nil, fmt.Errorf("unknown inter-node call %q", call))
+				return
+			}
+			v, err := h(context.Background(), from, m.Data)
+			if err != nil {
+				log.Warn("inter-node call failed", zap.String("call", call), zap.String("peer", from), zap.Error(err))
+			}
+			reply(v, err)
+		}()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &PeerServer{sub: sub}, nc.Flush()
+}
+
+// Stop stops taking calls.
+func (p *PeerServer) Stop() { _ = p.sub.Unsubscribe() }

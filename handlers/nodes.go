@@ -1,0 +1,591 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/storage"
+)
+
+// Peers reaches other nodes' inter-node calls.
+type Peers interface {
+	Call(ctx context.Context, node, call string, req, resp any) error
+}
+
+// Inter-node calls.
+const (
+	callNodeSet    = "node_set"
+	callNodeRemove = "node_remove"
+)
+
+// Modes of node_set.
+const (
+	modeAdd     = "add"
+	modeUpdate  = "update"
+	modeReplace = "replace"
+)
+
+// peerSetRequest asks a peer to record the caller with these subscriptions
+// (already mirrored to the peer's point of view).
+type peerSetRequest struct {
+	Mode          string                 `json:"mode"`
+	Subscriptions []storage.Subscription `json:"subscriptions"`
+	CallerTables  []storage.TableKey     `json:"caller_tables"`
+}
+
+type peerSetReply struct {
+	Skipped      []storage.TableKey `json:"skipped"`
+	CalleeTables []storage.TableKey `json:"callee_tables"`
+}
+
+// nodeLocks serializes operations about the same peer on this node, so two
+// concurrent requests cannot interleave their remote and local commits.
+type nodeLocks struct {
+	all   sync.RWMutex // configure_cluster takes it exclusively
+	mu    sync.Mutex
+	peers map[string]*sync.Mutex
+}
+
+func (l *nodeLocks) lock(peer string) func() {
+	l.all.RLock()
+	l.mu.Lock()
+	if l.peers == nil {
+		l.peers = map[string]*sync.Mutex{}
+	}
+	m, ok := l.peers[peer]
+	if !ok {
+		m = &sync.Mutex{}
+		l.peers[peer] = m
+	}
+	l.mu.Unlock()
+	m.Lock()
+	return func() { m.Unlock(); l.all.RUnlock() }
+}
+
+func (o *Ops) nodeNameCheck(label string, v any) []string {
+	s, _ := v.(string)
+	if s == "" {
+		return nil
+	}
+	if nameToken(label, v) != nil {
+		return []string{label + " invalid, must not contain ., * or >"}
+	}
+	if s == o.NodeName {
+		return []string{label + " cannot be this nodes name"}
+	}
+	return nil
+}
+
+func (o *Ops) nodeSchema() Schema {
+	return Schema{
+		{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, Check: o.nodeNameCheck},
+		{Name: "subscriptions", Kind: kArray, Required: true, MinItems: 1, Items: subscriptionSchema},
+	}
+}
+
+type nodeRequest struct {
+	NodeName      string           `json:"node_name"`
+	Subscriptions []subscriptionIn `json:"subscriptions"`
+}
+
+// requireActive returns problems for subscriptions with both flags false
+// (add_node and configure_cluster only).
+func requireActive(prefix string, subs []subscriptionIn) []string {
+	var p []string
+	for i, s := range subs {
+		if !s.Subscribe && !s.Publish {
+			p = append(p, fmt.Sprintf("'%ssubscriptions[%d]' subscribe and/or publish must be set to true when adding a node", prefix, i))
+		}
+	}
+	return p
+}
+
+func peerError(op, node string, err error) error {
+	var re *events.RemoteError
+	switch {
+	case errors.Is(err, events.ErrNotListening):
+		return events.Errorf(500, "Unable to %s, node '%s' is not listening.", op, node)
+	case errors.Is(err, events.ErrNoResponse):
+		return events.Errorf(500, "Unable to %s, node '%s' is listening but did not respond.", op, node)
+	case errors.As(err, &re):
+		return events.Errorf(500, "Error returned from remote node %s: %s", node, re.Message)
+	default:
+		return events.Wrap(500, err, fmt.Sprintf("Unable to %s, node '%s': %v", op, node, err))
+	}
+}
+
+// AddNodeReply is add_node's reply.
+type AddNodeReply struct {
+	Message string            `json:"message"`
+	Added   []SubscriptionOut `json:"added"`
+	Skipped []SubscriptionOut `json:"skipped"`
+}
+
+// UpdateNodeReply is update_node's and set_node_replication's reply.
+type UpdateNodeReply struct {
+	Message string            `json:"message"`
+	Updated []SubscriptionOut `json:"updated"`
+	Skipped []SubscriptionOut `json:"skipped"`
+}
+
+// AddNode registers a peer with subscriptions on both nodes.
+func (o *Ops) AddNode(ctx context.Context, _ events.Caller, body []byte) (any, error) {
+	return o.setNode(ctx, "add_node", body, modeAdd)
+}
+
+// UpdateNode upserts a peer's subscriptions on both nodes (also serves
+// set_node_replication).
+func (o *Ops) UpdateNode(op string) func(ctx context.Context, _ events.Caller, body []byte) (any, error) {
+	return func(ctx context.Context, _ events.Caller, body []byte) (any, error) {
+		return o.setNode(ctx, op, body, modeUpdate)
+	}
+}
+
+func (o *Ops) setNode(ctx context.Context, op string, body []byte, mode string) (any, error) {
+	if !o.ClusteringEnabled {
+		return nil, errClusteringDisabled
+	}
+	var req nodeRequest
+	if err := decodeInto(body, o.nodeSchema(), &req); err != nil {
+		return nil, err
+	}
+	if mode == modeAdd {
+		if err := validationError(requireActive("", req.Subscriptions)); err != nil {
+			return nil, err
+		}
+	}
+	defer o.locks.lock(req.NodeName)()
+	if mode == modeAdd {
+		if _, ok, err := o.Store.Node(req.NodeName); err != nil {
+			return nil, fmt.Errorf("load node %s: %w", req.NodeName, err)
+		} else if ok {
+			return nil, events.Errorf(400, "Node '%s' has already been added, perform update_node to proceed.", req.NodeName)
+		}
+	}
+	subs := make([]storage.Subscription, len(req.Subscriptions))
+	for i, s := range req.Subscriptions {
+		subs[i] = s.toStorage()
+	}
+	added, skipped, err := o.linkPeer(ctx, op, req.NodeName, subs, mode)
+	if err != nil {
+		return nil, err
+	}
+	msgAll, none := "Successfully added '"+req.NodeName+"' to manifest", "Unable to create subscriptions due to schema and/or tables not existing on the local or remote node"
+	if mode != modeAdd {
+		msgAll, none = "Successfully updated '"+req.NodeName+"'", "Unable to update subscriptions due to schema and/or tables not existing on the local or remote node"
+	}
+	msg := msgAll
+	switch {
+	case len(added) == 0:
+		msg = none
+	case len(skipped) > 0:
+		msg = "Some subscriptions were unsuccessful due to schema and/or tables not existing on the local or remote node"
+	}
+	if mode == modeAdd {
+		return AddNodeReply{Message: msg, Added: outs(added), Skipped: outs(skipped)}, nil
+	}
+	return UpdateNodeReply{Message: msg, Updated: outs(added), Skipped: outs(skipped)}, nil
+}
+
+func (o *Ops) heldTables(subs []storage.Subscription) ([]storage.TableKey, error) {
+	var out []storage.TableKey
+	for _, s := range subs {
+		ok, err := o.Store.HasTable(s.Key())
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, s.Key())
+		}
+	}
+	return out, nil
+}
+
+// linkPeer tells the peer first (so an unreachable peer leaves nothing
+// recorded here), then records the result locally in one transaction.
+func (o *Ops) linkPeer(ctx context.Context, op, peer string, subs []storage.Subscription, mode string) (added, skipped []storage.Subscription, err error) {
+	mine, err := o.heldTables(subs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load tables: %w", err)
+	}
+	var rep peerSetReply
+	if err := o.Peers.Call(ctx, peer, callNodeSet, peerSetRequest{Mode: mode, Subscriptions: mirrorAll(subs), CallerTables: mine}, &rep); err != nil {
+		return nil, nil, peerError(op, peer, err)
+	}
+	skip := keySet(rep.Skipped)
+	for _, s := range subs {
+		if skip[s.Key()] {
+			skipped = append(skipped, s)
+		} else {
+			added = append(added, s)
+		}
+	}
+	if len(added) == 0 && mode != modeReplace {
+		return added, skipped, nil
+	}
+	have := keySet(mine)
+	now := time.Now()
+	err = o.Store.Update(func(tx *storage.Tx) error {
+		for _, s := range added {
+			if !have[s.Key()] {
+				if _, err := tx.PutTable(storage.Table{TableKey: s.Key(), Created: now}); err != nil {
+					return err
+				}
+			}
+		}
+		n, exists, err := tx.Node(peer)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			n.Added = now
+		}
+		n.Subscriptions = mergeSubscriptions(n.Subscriptions, added, mode != modeUpdate, now)
+		if err := tx.DeleteNotice(peer); err != nil {
+			return err
+		}
+		return tx.PutNode(n)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("record node %s: %w", peer, err)
+	}
+	o.Bus.Publish(events.NodesChanged)
+	o.Bus.Publish(events.TablesChanged)
+	return added, skipped, nil
+}
+
+func keySet(keys []storage.TableKey) map[storage.TableKey]bool {
+	m := make(map[storage.TableKey]bool, len(keys))
+	for _, k := range keys {
+		m[k] = true
+	}
+	return m
+}
+
+// PeerSet is the peer side of add/update/configure: record the caller with
+// the mirrored subscriptions, creating tables the caller holds and we do not.
+func (o *Ops) PeerSet(ctx context.Context, from string, body []byte) (any, error) {
+	if !o.ClusteringEnabled {
+		return nil, errors.New("Clustering must be enabled to perform this operation.")
+	}
+	var req peerSetRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, fmt.Errorf("bad node_set request: %w", err)
+	}
+	if from == o.NodeName {
+		return nil, errors.New("a node cannot add itself")
+	}
+	defer o.locks.lock(from)()
+	theirs := keySet(req.CallerTables)
+	mineList, err := o.heldTables(req.Subscriptions)
+	if err != nil {
+		return nil, err
+	}
+	mine := keySet(mineList)
+	rep := peerSetReply{CalleeTables: mineList, Skipped: []storage.TableKey{}}
+	var kept []storage.Subscription
+	for _, s := range req.Subscriptions {
+		if !mine[s.Key()] && !theirs[s.Key()] {
+			rep.Skipped = append(rep.Skipped, s.Key())
+			continue
+		}
+		kept = append(kept, s)
+	}
+	if len(kept) == 0 && req.Mode != modeReplace {
+		return rep, nil
+	}
+	now := time.Now()
+	err = o.Store.Update(func(tx *storage.Tx) error {
+		for _, s := range kept {
+			if !mine[s.Key()] {
+				if _, err := tx.PutTable(storage.Table{TableKey: s.Key(), Created: now}); err != nil {
+					return err
+				}
+			}
+		}
+		n, exists, err := tx.Node(from)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			n.Added = now
+		}
+		n.Subscriptions = mergeSubscriptions(n.Subscriptions, kept, req.Mode != modeUpdate, now)
+		if err := tx.DeleteNotice(from); err != nil {
+			return err
+		}
+		return tx.PutNode(n)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record node %s: %w", from, err)
+	}
+	o.Bus.Publish(events.NodesChanged)
+	o.Bus.Publish(events.TablesChanged)
+	return rep, nil
+}
+
+// PeerRemove is the peer side of remove_node: forget the caller.
+func (o *Ops) PeerRemove(ctx context.Context, from string, _ []byte) (any, error) {
+	defer o.locks.lock(from)()
+	err := o.Store.Update(func(tx *storage.Tx) error {
+		_, exists, err := tx.Node(from)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return storage.ErrNoChange
+		}
+		return tx.DeleteNode(from)
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.Bus.Publish(events.NodesChanged)
+	return map[string]bool{"removed": true}, nil
+}
+
+var removeNodeSchema = Schema{{Name: "node_name", Kind: kString, Required: true, NonEmpty: true}}
+
+// RemoveNodeReply is remove_node's reply.
+type RemoveNodeReply struct {
+	Message string `json:"message"`
+}
+
+// RemoveNode forgets a peer here, and tells the peer; when the peer cannot be
+// reached the notice is kept and delivered when it returns.
+func (o *Ops) RemoveNode(ctx context.Context, _ events.Caller, body []byte) (any, error) {
+	if !o.ClusteringEnabled {
+		return nil, errClusteringDisabled
+	}
+	var req struct {
+		NodeName string `json:"node_name"`
+	}
+	if err := decodeInto(body, removeNodeSchema, &req); err != nil {
+		return nil, err
+	}
+	defer o.locks.lock(req.NodeName)()
+	notice := storage.Notice{Peer: req.NodeName, Kind: "remove", At: time.Now().UTC()}
+	err := o.Store.Update(func(tx *storage.Tx) error {
+		_, exists, err := tx.Node(req.NodeName)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return events.Errorf(400, "Node '%s' was not found.", req.NodeName)
+		}
+		if err := tx.DeleteNode(req.NodeName); err != nil {
+			return err
+		}
+		return tx.PutNotice(notice)
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.Bus.Publish(events.NodesChanged)
+	if err := o.DeliverNotice(ctx, notice); err != nil {
+		return RemoveNodeReply{Message: "Successfully removed '" + req.NodeName + "' from local manifest, however there was an error reaching remote node. Check the logs for more details."}, nil
+	}
+	return RemoveNodeReply{Message: "Successfully removed '" + req.NodeName + "' from manifest"}, nil
+}
+
+// DeliverNotice sends a pending notice to its peer and drops it once the peer
+// has acted on it. The notices worker calls it until it succeeds.
+func (o *Ops) DeliverNotice(ctx context.Context, n storage.Notice) error {
+	if err := o.Peers.Call(ctx, n.Peer, callNodeRemove, struct{}{}, nil); err != nil {
+		return err
+	}
+	return o.Store.DeleteNoticeIf(n)
+}
+
+// PeerHandlers returns the inter-node calls this node answers.
+func (o *Ops) PeerHandlers() map[string]events.PeerHandler {
+	return map[string]events.PeerHandler{
+		callNodeSet:    o.PeerSet,
+		callNodeRemove: o.PeerRemove,
+	}
+}
+
+func (o *Ops) configureSchema() Schema {
+	return Schema{
+		{Name: "connections", Kind: kArray, Required: true, Items: o.nodeSchema()},
+	}
+}
+
+// ConfigureConnection is one node's outcome in configure_cluster's reply.
+type ConfigureConnection struct {
+	NodeName string       `json:"node_name"`
+	Response AddNodeReply `json:"response"`
+}
+
+// ConfigureClusterReply is configure_cluster's reply.
+type ConfigureClusterReply struct {
+	Message     string                `json:"message"`
+	Connections []ConfigureConnection `json:"connections"`
+	FailedNodes []string              `json:"failed_nodes,omitempty"`
+}
+
+// ConfigureCluster replaces the whole setup. Peers are told first; then the
+// local desired state switches in one transaction, so a crash leaves either
+// the old setup or the new one.
+func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, body []byte) (any, error) {
+	if !o.ClusteringEnabled {
+		return nil, errClusteringDisabled
+	}
+	var req struct {
+		Connections []nodeRequest `json:"connections"`
+	}
+	if err := decodeInto(body, o.configureSchema(), &req); err != nil {
+		return nil, err
+	}
+	var problems []string
+	seen := map[string]bool{}
+	for i, c := range req.Connections {
+		problems = append(problems, requireActive(fmt.Sprintf("connections[%d].", i), c.Subscriptions)...)
+		if seen[c.NodeName] {
+			problems = append(problems, fmt.Sprintf("'connections[%d].node_name' '%s' is listed more than once", i, c.NodeName))
+		}
+		seen[c.NodeName] = true
+	}
+	if err := validationError(problems); err != nil {
+		return nil, err
+	}
+	o.locks.all.Lock()
+	defer o.locks.all.Unlock()
+
+	old, err := o.Store.Nodes()
+	if err != nil {
+		return nil, fmt.Errorf("load nodes: %w", err)
+	}
+	type outcome struct {
+		name          string
+		subs, skipped []storage.Subscription
+		mine          []storage.TableKey
+		err           error
+	}
+	results := make([]outcome, len(req.Connections))
+	var wg sync.WaitGroup
+	for i, c := range req.Connections {
+		subs := make([]storage.Subscription, len(c.Subscriptions))
+		for j, s := range c.Subscriptions {
+			subs[j] = s.toStorage()
+		}
+		wg.Add(1)
+		go func(i int, name string, subs []storage.Subscription) {
+			defer wg.Done()
+			r := outcome{name: name}
+			defer func() { results[i] = r }()
+			if r.mine, r.err = o.heldTables(subs); r.err != nil {
+				return
+			}
+			var rep peerSetReply
+			if err := o.Peers.Call(ctx, name, callNodeSet, peerSetRequest{Mode: modeReplace, Subscriptions: mirrorAll(subs), CallerTables: r.mine}, &rep); err != nil {
+				r.err = peerError("configure_cluster", name, err)
+				return
+			}
+			skip := keySet(rep.Skipped)
+			for _, s := range subs {
+				if skip[s.Key()] {
+					r.skipped = append(r.skipped, s)
+				} else {
+					r.subs = append(r.subs, s)
+				}
+			}
+			if len(r.subs) == 0 {
+				r.err = errors.New("no subscription could be created: tables exist on neither node")
+			}
+		}(i, c.NodeName, subs)
+	}
+	// Old peers that are not in the new setup are told to forget us; those
+	// that cannot be reached get a notice delivered later.
+	wg.Wait()
+	failed := map[string]bool{}
+	for _, r := range results {
+		if r.err != nil {
+			failed[r.name] = true
+		}
+	}
+	var removed []storage.Notice
+	for _, n := range old {
+		if !seen[n.Name] || failed[n.Name] {
+			removed = append(removed, storage.Notice{Peer: n.Name, Kind: "remove", At: time.Now().UTC()})
+		}
+	}
+
+	now := time.Now()
+	oldByName := map[string]storage.Node{}
+	for _, n := range old {
+		oldByName[n.Name] = n
+	}
+	err = o.Store.Update(func(tx *storage.Tx) error {
+		for _, n := range old {
+			if err := tx.DeleteNode(n.Name); err != nil {
+				return err
+			}
+		}
+		for _, r := range results {
+			if r.err != nil {
+				continue
+			}
+			have := keySet(r.mine)
+			for _, s := range r.subs {
+				if !have[s.Key()] {
+					if _, err := tx.PutTable(storage.Table{TableKey: s.Key(), Created: now}); err != nil {
+						return err
+					}
+				}
+			}
+			prev := oldByName[r.name]
+			n := storage.Node{Name: r.name, Added: now, Subscriptions: mergeSubscriptions(prev.Subscriptions, r.subs, true, now)}
+			if !prev.Added.IsZero() {
+				n.Added = prev.Added
+			}
+			if err := tx.DeleteNotice(r.name); err != nil {
+				return err
+			}
+			if err := tx.PutNode(n); err != nil {
+				return err
+			}
+		}
+		for _, nt := range removed {
+			if err := tx.PutNotice(nt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("switch cluster configuration: %w", err)
+	}
+	o.Bus.Publish(events.NodesChanged)
+	o.Bus.Publish(events.TablesChanged)
+	for _, nt := range removed {
+		_ = o.DeliverNotice(ctx, nt) // the notices worker retries failures
+	}
+
+	reply := ConfigureClusterReply{Message: "Configure cluster complete.", Connections: []ConfigureConnection{}}
+	for _, r := range results {
+		if r.err != nil {
+			reply.FailedNodes = append(reply.FailedNodes, r.name)
+			continue
+		}
+		msg := "Successfully added '" + r.name + "' to manifest"
+		if len(r.skipped) > 0 {
+			msg = "Some subscriptions were unsuccessful due to schema and/or tables not existing on the local or remote node"
+		}
+		reply.Connections = append(reply.Connections, ConfigureConnection{NodeName: r.name, Response: AddNodeReply{Message: msg, Added: outs(r.subs), Skipped: outs(r.skipped)}})
+	}
+	sort.Strings(reply.FailedNodes)
+	switch {
+	case len(reply.FailedNodes) > 0 && len(reply.Connections) == 0:
+		return nil, &events.Error{Status: 500, Message: "Failed to configure the cluster. Check the logs for more details.", Extra: map[string]any{"failed_nodes": reply.FailedNodes}}
+	case len(reply.FailedNodes) > 0:
+		reply.Message = "Configure cluster was partially successful. Errors occurred when attempting to configure the following nodes. Check the logs for more details."
+	}
+	return reply, nil
+}

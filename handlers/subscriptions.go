@@ -1,0 +1,138 @@
+package handlers
+
+import (
+	"strings"
+	"time"
+
+	"github.com/clusterd/clusterd/storage"
+)
+
+// ReservedDatabase is used by clusterd for source-group markers in the
+// transaction stream, so no table may live in it.
+const ReservedDatabase = "_clusterd"
+
+func nameToken(label string, v any) []string {
+	s, _ := v.(string)
+	if s != "" && strings.ContainsAny(s, ".*> \t\r\n") {
+		return []string{label + " invalid, must not contain ., *, > or whitespace"}
+	}
+	return nil
+}
+
+func databaseToken(label string, v any) []string {
+	if p := nameToken(label, v); p != nil {
+		return p
+	}
+	if s, _ := v.(string); s == ReservedDatabase {
+		return []string{label + " invalid, '" + ReservedDatabase + "' is reserved"}
+	}
+	return nil
+}
+
+var subscriptionSchema = Schema{
+	{Name: "database", Kind: kString, NonEmpty: true, Check: databaseToken},
+	{Name: "schema", Kind: kString, NonEmpty: true, Check: databaseToken},
+	{Name: "table", Kind: kString, Required: true, NonEmpty: true, Check: nameToken},
+	{Name: "subscribe", Kind: kBool, Required: true},
+	{Name: "publish", Kind: kBool, Required: true},
+	{Name: "start_time", Kind: kString, Date: true},
+}
+
+// subscriptionIn is a subscription as a request states it.
+type subscriptionIn struct {
+	Database  string `json:"database"`
+	Schema    string `json:"schema"`
+	Table     string `json:"table"`
+	Subscribe bool   `json:"subscribe"`
+	Publish   bool   `json:"publish"`
+	StartTime string `json:"start_time"`
+}
+
+func (s subscriptionIn) toStorage() storage.Subscription {
+	db := s.Database
+	if db == "" {
+		db = s.Schema
+	}
+	if db == "" {
+		db = "data"
+	}
+	out := storage.Subscription{Database: db, Table: s.Table, Subscribe: s.Subscribe, Publish: s.Publish}
+	if s.StartTime != "" {
+		t, _ := parseISODate(s.StartTime) // validated already
+		out.StartTime = &t
+	}
+	return out
+}
+
+// SubscriptionOut is a subscription in replies (schema kept for HarperDB clients).
+type SubscriptionOut struct {
+	Database  string     `json:"database"`
+	Schema    string     `json:"schema"`
+	Table     string     `json:"table"`
+	Subscribe bool       `json:"subscribe"`
+	Publish   bool       `json:"publish"`
+	StartTime *time.Time `json:"start_time,omitempty"`
+}
+
+func subscriptionOut(s storage.Subscription) SubscriptionOut {
+	return SubscriptionOut{Database: s.Database, Schema: s.Database, Table: s.Table, Subscribe: s.Subscribe, Publish: s.Publish, StartTime: s.StartTime}
+}
+
+func outs(subs []storage.Subscription) []SubscriptionOut {
+	out := make([]SubscriptionOut, 0, len(subs))
+	for _, s := range subs {
+		out = append(out, subscriptionOut(s))
+	}
+	return out
+}
+
+// mergeSubscriptions returns existing with incoming applied: incoming
+// subscriptions overwrite the ones for the same table (upsert) or, when
+// replace is set, become the whole list. A subscription keeps its start time
+// unless the request names one; a start time that differs from the stored one
+// (or any start time on a new subscription) sets a new epoch, asking the
+// replication worker to re-source that table from the start time.
+func mergeSubscriptions(existing, incoming []storage.Subscription, replace bool, now time.Time) []storage.Subscription {
+	byKey := map[storage.TableKey]storage.Subscription{}
+	for _, s := range existing {
+		byKey[s.Key()] = s
+	}
+	var out []storage.Subscription
+	if !replace {
+		out = append(out, existing...)
+	}
+	pos := map[storage.TableKey]int{}
+	for i, s := range out {
+		pos[s.Key()] = i
+	}
+	for _, in := range incoming {
+		old, had := byKey[in.Key()]
+		s := in
+		switch {
+		case in.StartTime == nil && had:
+			s.StartTime, s.Epoch = old.StartTime, old.Epoch
+		case in.StartTime == nil:
+			t := now
+			s.StartTime, s.Epoch = &t, 0
+		case had && old.StartTime != nil && old.StartTime.Equal(*in.StartTime):
+			s.Epoch = old.Epoch
+		default:
+			s.Epoch = now.UnixNano()
+		}
+		if i, ok := pos[s.Key()]; ok {
+			out[i] = s
+		} else {
+			pos[s.Key()] = len(out)
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func mirrorAll(subs []storage.Subscription) []storage.Subscription {
+	out := make([]storage.Subscription, len(subs))
+	for i, s := range subs {
+		out[i] = s.Mirror()
+	}
+	return out
+}

@@ -1,0 +1,90 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/storage"
+)
+
+var createTableSchema = Schema{
+	{Name: "database", Kind: kString, NonEmpty: true, Check: databaseToken},
+	{Name: "schema", Kind: kString, NonEmpty: true, Check: databaseToken},
+	{Name: "table", Kind: kString, Required: true, NonEmpty: true, Check: nameToken},
+}
+
+type tableRequest struct {
+	Database string `json:"database"`
+	Schema   string `json:"schema"`
+	Table    string `json:"table"`
+}
+
+func (r tableRequest) key() storage.TableKey {
+	db := r.Database
+	if db == "" {
+		db = r.Schema
+	}
+	if db == "" {
+		db = "data"
+	}
+	return storage.TableKey{Database: db, Table: r.Table}
+}
+
+// CreateTable makes this node hold a table (idempotent).
+func (o *Ops) CreateTable(ctx context.Context, _ events.Caller, body []byte) (any, error) {
+	var req tableRequest
+	if err := decodeInto(body, createTableSchema, &req); err != nil {
+		return nil, err
+	}
+	k := req.key()
+	created, err := o.Store.PutTables([]storage.Table{{TableKey: k, Created: time.Now().UTC()}})
+	if err != nil {
+		return nil, fmt.Errorf("record table %s: %w", k, err)
+	}
+	if len(created) > 0 {
+		o.Bus.Publish(events.TablesChanged)
+	}
+	return map[string]string{"message": fmt.Sprintf("table '%s' successfully created.", k)}, nil
+}
+
+// TableDescription says where a table's transactions are and how many.
+type TableDescription struct {
+	Stream        string `json:"stream"`
+	FilterSubject string `json:"filter_subject"`
+	Messages      uint64 `json:"messages"`
+	FirstSeq      uint64 `json:"first_seq"`
+	LastSeq       uint64 `json:"last_seq"`
+}
+
+// DescribeAll lists this node's tables by database with their stream figures.
+func (o *Ops) DescribeAll(ctx context.Context, _ events.Caller, body []byte) (any, error) {
+	if _, err := decodeObject(body); err != nil {
+		return nil, err
+	}
+	tables, err := o.Store.Tables()
+	if err != nil {
+		return nil, fmt.Errorf("load tables: %w", err)
+	}
+	keys := make([]storage.TableKey, len(tables))
+	for i, t := range tables {
+		keys[i] = t.TableKey
+	}
+	stats, err := o.Txn.Describe(ctx, keys)
+	if err != nil {
+		return nil, events.Wrap(503, err, "Transaction store is not available yet: "+err.Error())
+	}
+	out := map[string]map[string]TableDescription{}
+	for _, k := range keys {
+		if out[k.Database] == nil {
+			out[k.Database] = map[string]TableDescription{}
+		}
+		st := stats[k]
+		out[k.Database][k.Table] = TableDescription{
+			Stream: o.Txn.Name(), FilterSubject: o.Txn.TableFilter(k),
+			Messages: st.Messages, FirstSeq: st.FirstSeq, LastSeq: st.LastSeq,
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,105 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+const (
+	prefixNotice  = "notice/"
+	prefixApplied = "applied/"
+)
+
+// Tx is a read-write transaction over several kinds of desired state, for
+// changes that must land together (configure_cluster, a node record and its
+// pending notice).
+type Tx struct{ txn *badger.Txn }
+
+// Update runs fn in one synced transaction, retrying on write conflicts (so
+// fn may run more than once). Returning ErrNoChange writes nothing.
+func (s *Store) Update(fn func(tx *Tx) error) error {
+	return s.update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) })
+}
+
+// Node reads a node record.
+func (t *Tx) Node(name string) (Node, bool, error) {
+	n := Node{Name: name}
+	ok, err := getJSON(t.txn, prefixNode+name, &n)
+	return n, ok, err
+}
+
+// Nodes reads every node record.
+func (t *Tx) Nodes() ([]Node, error) { return scanJSON[Node](t.txn, prefixNode) }
+
+// PutNode writes a node record.
+func (t *Tx) PutNode(n Node) error { return setJSON(t.txn, prefixNode+n.Name, n) }
+
+// DeleteNode deletes a node record.
+func (t *Tx) DeleteNode(name string) error { return t.txn.Delete([]byte(prefixNode + name)) }
+
+// PutNotice records a notice owed to a peer (replacing an older one).
+func (t *Tx) PutNotice(n Notice) error { return setJSON(t.txn, prefixNotice+n.Peer, n) }
+
+// DeleteNotice drops the notice owed to peer, if any.
+func (t *Tx) DeleteNotice(peer string) error { return t.txn.Delete([]byte(prefixNotice + peer)) }
+
+// PutTable records a table as held here, if it is not yet.
+func (t *Tx) PutTable(tb Table) (created bool, err error) {
+	_, err = t.txn.Get([]byte(tableKey(tb.TableKey)))
+	if err == nil {
+		return false, nil
+	}
+	if !errors.Is(err, badger.ErrKeyNotFound) {
+		return false, err
+	}
+	return true, setJSON(t.txn, tableKey(tb.TableKey), tb)
+}
+
+// Notices returns the notices still owed to peers.
+func (s *Store) Notices() ([]Notice, error) {
+	var out []Notice
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		out, err = scanJSON[Notice](txn, prefixNotice)
+		return err
+	})
+	return out, err
+}
+
+// DeleteNoticeIf drops the notice owed to peer if it is still the one given
+// (a newer add_node may have cancelled or replaced it meanwhile).
+func (s *Store) DeleteNoticeIf(n Notice) error {
+	return s.update(func(txn *badger.Txn) error {
+		var cur Notice
+		ok, err := getJSON(txn, prefixNotice+n.Peer, &cur)
+		if err != nil {
+			return err
+		}
+		if !ok || cur != n {
+			return ErrNoChange
+		}
+		return txn.Delete([]byte(prefixNotice + n.Peer))
+	})
+}
+
+func appliedKey(peer string, k TableKey) string {
+	return fmt.Sprintf("%s%s/%s\x00%s", prefixApplied, peer, k.Database, k.Table)
+}
+
+// AppliedEpoch is the re-source epoch the replication worker last carried
+// out for peer's table.
+func (s *Store) AppliedEpoch(peer string, k TableKey) (int64, error) {
+	var e int64
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := getJSON(txn, appliedKey(peer, k), &e)
+		return err
+	})
+	return e, err
+}
+
+// SetAppliedEpoch records that peer's table was re-sourced for epoch.
+func (s *Store) SetAppliedEpoch(peer string, k TableKey, epoch int64) error {
+	return s.update(func(txn *badger.Txn) error { return setJSON(txn, appliedKey(peer, k), epoch) })
+}

@@ -1,0 +1,394 @@
+package topology
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/clusterd/clusterd/storage"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// A source group is one JetStream source on the transaction stream: a peer's
+// stream filtered to a set of tables, started at one position. Groups are
+// immutable: a table joining a peer's replication gets a new group (its own
+// start position); a table leaving shrinks its group, which is recreated at
+// exactly the sequence after the last transaction it had imported. A marker
+// filter (txn._clusterd.<id>.<peer>, which no transaction uses) gives every
+// group a unique identity, so JetStream never resumes a new group from a
+// stale position it remembers for an old one with the same filters.
+type sourceGroup struct {
+	Peer      string
+	ID        string
+	Tables    []storage.TableKey
+	StartSeq  uint64
+	StartTime *time.Time
+}
+
+const markerDB = "_clusterd"
+
+func apiPrefix(peer string) string { return "$JS." + peer + ".API" }
+
+func markerSubject(id, peer string) string { return "txn." + markerDB + "." + id + "." + peer }
+
+func newGroupID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// toSource renders a group as a stream source.
+func (g sourceGroup) toSource() *jetstream.StreamSource {
+	tr := []jetstream.SubjectTransformConfig{{Source: markerSubject(g.ID, g.Peer), Destination: markerSubject(g.ID, g.Peer)}}
+	for _, k := range g.Tables {
+		s := OriginSubject(k, g.Peer)
+		tr = append(tr, jetstream.SubjectTransformConfig{Source: s, Destination: s})
+	}
+	return &jetstream.StreamSource{
+		Name:              TxnStreamName,
+		OptStartSeq:       g.StartSeq,
+		OptStartTime:      g.StartTime,
+		SubjectTransforms: tr,
+		External:          &jetstream.ExternalStream{APIPrefix: apiPrefix(g.Peer)},
+	}
+}
+
+// parseSource reads a group back from a stream source; ok is false for
+// sources clusterd did not make.
+func parseSource(s *jetstream.StreamSource) (sourceGroup, bool) {
+	if s == nil || s.Name != TxnStreamName || s.External == nil {
+		return sourceGroup{}, false
+	}
+	peer, ok := strings.CutPrefix(s.External.APIPrefix, "$JS.")
+	if !ok {
+		return sourceGroup{}, false
+	}
+	peer, ok = strings.CutSuffix(peer, ".API")
+	if !ok {
+		return sourceGroup{}, false
+	}
+	g := sourceGroup{Peer: peer, StartSeq: s.OptStartSeq, StartTime: s.OptStartTime}
+	for _, tr := range s.SubjectTransforms {
+		p := strings.Split(tr.Source, ".")
+		if len(p) != 4 || p[0] != "txn" || p[3] != peer {
+			return sourceGroup{}, false
+		}
+		if p[1] == markerDB {
+			g.ID = p[2]
+			continue
+		}
+		g.Tables = append(g.Tables, storage.TableKey{Database: p[1], Table: p[2]})
+	}
+	return g, g.ID != ""
+}
+
+// wanted is a table a peer's transactions must flow into for.
+type wanted struct {
+	Start    time.Time
+	Epoch    int64
+	Resource bool // re-source from Start, dropping what was imported
+}
+
+// replicationPlan is what a pass must change.
+type replicationPlan struct {
+	Keep   []sourceGroup                 // untouched
+	Drop   []sourceGroup                 // removed (shrunk ones are re-added with Remain)
+	Shrunk []shrunkGroup                 // groups that lose tables but keep others
+	Fresh  map[string][]storage.TableKey // tables with no group yet, by peer
+	Want   map[string]map[storage.TableKey]wanted
+}
+
+type shrunkGroup struct {
+	Old    sourceGroup
+	Remain []storage.TableKey
+}
+
+func (p replicationPlan) Empty() bool { return len(p.Drop) == 0 && len(p.Fresh) == 0 }
+
+// planReplication compares the groups on the stream with the tables each peer
+// must replicate. Pure.
+func planReplication(have []sourceGroup, want map[string]map[storage.TableKey]wanted) replicationPlan {
+	p := replicationPlan{Fresh: map[string][]storage.TableKey{}, Want: want}
+	covered := map[string]map[storage.TableKey]bool{}
+	for _, g := range have {
+		w := want[g.Peer]
+		var remain []storage.TableKey
+		for _, k := range g.Tables {
+			if x, ok := w[k]; ok && !x.Resource && !covered[g.Peer][k] {
+				remain = append(remain, k)
+			}
+		}
+		if len(remain) == len(g.Tables) && len(remain) > 0 {
+			p.Keep = append(p.Keep, g)
+		} else {
+			p.Drop = append(p.Drop, g)
+			if len(remain) > 0 {
+				p.Shrunk = append(p.Shrunk, shrunkGroup{Old: g, Remain: remain})
+			}
+		}
+		if covered[g.Peer] == nil {
+			covered[g.Peer] = map[storage.TableKey]bool{}
+		}
+		for _, k := range remain {
+			covered[g.Peer][k] = true
+		}
+	}
+	for peer, w := range want {
+		for k := range w {
+			if !covered[peer][k] {
+				p.Fresh[peer] = append(p.Fresh[peer], k)
+			}
+		}
+		sortKeys(p.Fresh[peer])
+		if len(p.Fresh[peer]) == 0 {
+			delete(p.Fresh, peer)
+		}
+	}
+	return p
+}
+
+func sortKeys(ks []storage.TableKey) {
+	sort.Slice(ks, func(i, j int) bool { return ks[i].String() < ks[j].String() })
+}
+
+// PeerReplication is one peer's replication state, for cluster_status.
+type PeerReplication struct {
+	Converged bool   `json:"converged"`
+	Lag       uint64 `json:"lag"`
+	Sources   int    `json:"sources"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// ReplicationReconciler converges the transaction stream's sources to the
+// subscriptions in storage.
+type ReplicationReconciler struct {
+	Store  *storage.Store
+	Stream *TxnStream
+	Log    *zap.Logger
+
+	mu     sync.Mutex
+	status map[string]PeerReplication
+}
+
+// Status returns the per-peer replication state observed by the last pass.
+func (r *ReplicationReconciler) Status() map[string]PeerReplication {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]PeerReplication, len(r.status))
+	for k, v := range r.status {
+		out[k] = v
+	}
+	return out
+}
+
+func (r *ReplicationReconciler) desired() (map[string]map[storage.TableKey]wanted, error) {
+	nodes, err := r.Store.Nodes()
+	if err != nil {
+		return nil, fmt.Errorf("load nodes: %w", err)
+	}
+	out := map[string]map[storage.TableKey]wanted{}
+	for _, n := range nodes {
+		for _, s := range n.Subscriptions {
+			if !s.Subscribe {
+				continue
+			}
+			w := wanted{Start: n.Added, Epoch: s.Epoch}
+			if s.StartTime != nil {
+				w.Start = *s.StartTime
+			}
+			if s.Epoch != 0 {
+				applied, err := r.Store.AppliedEpoch(n.Name, s.Key())
+				if err != nil {
+					return nil, err
+				}
+				w.Resource = s.Epoch > applied
+			}
+			if out[n.Name] == nil {
+				out[n.Name] = map[storage.TableKey]wanted{}
+			}
+			out[n.Name][s.Key()] = w
+		}
+	}
+	return out, nil
+}
+
+// Reconcile implements ReconcileFunc.
+func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
+	want, err := r.desired()
+	if err != nil {
+		return false, err
+	}
+	info, err := r.Stream.Ensure(ctx)
+	if err != nil {
+		return false, err
+	}
+	var have []sourceGroup
+	foreign := false
+	for _, s := range info.Config.Sources {
+		if g, ok := parseSource(s); ok {
+			have = append(have, g)
+		} else {
+			foreign = true // not ours: removed below
+		}
+	}
+	plan := planReplication(have, want)
+	if plan.Empty() && !foreign {
+		r.observe(info, want, nil)
+		return false, nil
+	}
+	// Stop changed groups first, so the positions read next are final.
+	if len(plan.Drop) > 0 || foreign {
+		if err := r.Stream.SetSources(ctx, sources(plan.Keep)); err != nil {
+			return false, err
+		}
+	}
+	// Work out the new groups peer by peer, so one unreachable peer does not
+	// hold up the others; its tables stay unsourced and the pass is retried.
+	var added []sourceGroup
+	peerErrs := map[string]error{}
+	for _, sg := range plan.Shrunk {
+		g, err := r.resumeGroup(ctx, sg.Old.Peer, sg.Remain, sg.Old.StartSeq)
+		if err != nil {
+			peerErrs[sg.Old.Peer] = err
+			continue
+		}
+		added = append(added, g)
+	}
+	type resourcedTable struct {
+		peer string
+		k    storage.TableKey
+		e    int64
+	}
+	var resourced []resourcedTable
+	for peer, tables := range plan.Fresh {
+		if peerErrs[peer] != nil {
+			continue
+		}
+		gs, rs, err := r.freshGroups(ctx, peer, tables, want[peer])
+		if err != nil {
+			peerErrs[peer] = err
+			continue
+		}
+		added = append(added, gs...)
+		for _, k := range rs {
+			resourced = append(resourced, resourcedTable{peer, k, want[peer][k].Epoch})
+		}
+	}
+	all := append(append([]sourceGroup{}, plan.Keep...), added...)
+	if err := r.Stream.SetSources(ctx, sources(all)); err != nil {
+		return true, err
+	}
+	for _, x := range resourced {
+		if err := r.Store.SetAppliedEpoch(x.peer, x.k, x.e); err != nil {
+			return true, err
+		}
+	}
+	r.Log.Info("replication sources updated", zap.Int("groups", len(all)), zap.Int("added", len(added)), zap.Int("dropped", len(plan.Drop)))
+	if info, err := r.Stream.Info(ctx); err == nil {
+		r.observe(info, want, peerErrs)
+	}
+	if len(peerErrs) > 0 {
+		var msgs []string
+		for p, err := range peerErrs {
+			msgs = append(msgs, p+": "+err.Error())
+		}
+		sort.Strings(msgs)
+		return true, fmt.Errorf("replication not converged for %s", strings.Join(msgs, "; "))
+	}
+	return true, nil
+}
+
+// freshGroups makes groups for tables that have none: a table re-sourced for
+// a new start time is purged of the peer's transactions and starts at that
+// time; a table that has imported before resumes right after its last
+// import; any other starts at its start time. Tables with the same start
+// share a group.
+func (r *ReplicationReconciler) freshGroups(ctx context.Context, peer string, tables []storage.TableKey, want map[storage.TableKey]wanted) (groups []sourceGroup, resourced []storage.TableKey, err error) {
+	bySeq := map[uint64]int{}
+	for _, k := range tables {
+		w := want[k]
+		var seq uint64
+		if w.Resource {
+			if err := r.Stream.Purge(ctx, jetstream.WithPurgeSubject(OriginSubject(k, peer))); err != nil {
+				return nil, nil, fmt.Errorf("purge %s before re-sourcing: %w", OriginSubject(k, peer), err)
+			}
+			resourced = append(resourced, k)
+		} else if last, err := r.Stream.LastImportedSeq(ctx, OriginSubject(k, peer)); err != nil {
+			return nil, nil, err
+		} else if last > 0 {
+			seq = last + 1
+		}
+		if seq == 0 {
+			if seq, err = r.Stream.PeerSeqAt(ctx, peer, w.Start); err != nil {
+				return nil, nil, fmt.Errorf("find where to start sourcing %s: %w", k, err)
+			}
+		}
+		if i, ok := bySeq[seq]; ok {
+			groups[i].Tables = append(groups[i].Tables, k)
+			continue
+		}
+		bySeq[seq] = len(groups)
+		groups = append(groups, sourceGroup{Peer: peer, ID: newGroupID(), Tables: []storage.TableKey{k}, StartSeq: seq})
+	}
+	return groups, resourced, nil
+}
+
+// resumeGroup builds a group for tables that were replicating and must go on
+// exactly after the last transaction imported for any of them; with nothing
+// imported yet, from the old start.
+func (r *ReplicationReconciler) resumeGroup(ctx context.Context, peer string, tables []storage.TableKey, oldSeq uint64) (sourceGroup, error) {
+	g := sourceGroup{Peer: peer, ID: newGroupID(), Tables: tables}
+	var last uint64
+	for _, k := range tables {
+		seq, err := r.Stream.LastImportedSeq(ctx, OriginSubject(k, peer))
+		if err != nil {
+			return g, err
+		}
+		last = max(last, seq)
+	}
+	g.StartSeq = max(last+1, oldSeq)
+	return g, nil
+}
+
+func sources(gs []sourceGroup) []*jetstream.StreamSource {
+	out := make([]*jetstream.StreamSource, len(gs))
+	for i, g := range gs {
+		out[i] = g.toSource()
+	}
+	return out
+}
+
+// observe records per-peer state from the stream's source infos.
+func (r *ReplicationReconciler) observe(info *jetstream.StreamInfo, want map[string]map[storage.TableKey]wanted, peerErrs map[string]error) {
+	st := map[string]PeerReplication{}
+	for peer := range want {
+		p := PeerReplication{Converged: true}
+		if err := peerErrs[peer]; err != nil {
+			p.Converged, p.LastError = false, err.Error()
+		}
+		st[peer] = p
+	}
+	for _, si := range info.Sources {
+		if si.External == nil {
+			continue
+		}
+		peer := strings.TrimSuffix(strings.TrimPrefix(si.External.APIPrefix, "$JS."), ".API")
+		p := st[peer]
+		p.Sources++
+		p.Lag += si.Lag
+		if si.Error != nil && p.LastError == "" {
+			p.Converged = false
+			p.LastError = si.Error.Error()
+		}
+		st[peer] = p
+	}
+	r.mu.Lock()
+	r.status = st
+	r.mu.Unlock()
+}

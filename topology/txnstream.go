@@ -1,0 +1,261 @@
+package topology
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/clusterd/clusterd/storage"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TxnStreamName is the JetStream stream on each node's leaf server that holds
+// every table's transactions: the node's own (subjects txn.*.*.<node>) and
+// those sourced from peers (one source group per peer, filtered to the
+// subscribed tables), so replication costs NATS O(peers), not O(peers×tables).
+const TxnStreamName = "txn"
+
+// Limits are the per-table stream limits from clustering.leafServer.streams.
+type Limits struct {
+	MaxAge   time.Duration
+	MaxBytes int64
+	MaxMsgs  int64
+}
+
+// TxnStream manages the node's transaction stream.
+type TxnStream struct {
+	JS     jetstream.JetStream
+	NC     *nats.Conn
+	Node   string
+	Limits Limits
+}
+
+// Name is the stream name data services read from.
+func (t *TxnStream) Name() string { return TxnStreamName }
+
+// TableFilter is the subject filter selecting every transaction of a table.
+func (t *TxnStream) TableFilter(k storage.TableKey) string {
+	return "txn." + k.Database + "." + k.Table + ".*"
+}
+
+// OriginSubject is the subject of a table's transactions from origin.
+func OriginSubject(k storage.TableKey, origin string) string {
+	return "txn." + k.Database + "." + k.Table + "." + origin
+}
+
+func (t *TxnStream) baseConfig() jetstream.StreamConfig {
+	cfg := jetstream.StreamConfig{
+		Name:         TxnStreamName,
+		Description:  "clusterd table transactions of node " + t.Node,
+		Subjects:     []string{"txn.*.*." + t.Node},
+		Storage:      jetstream.FileStorage,
+		Retention:    jetstream.LimitsPolicy,
+		Discard:      jetstream.DiscardOld,
+		Replicas:     1,
+		AllowDirect:  true,
+		MaxConsumers: -1,
+		MaxAge:       t.Limits.MaxAge,
+		MaxBytes:     -1,
+		MaxMsgs:      -1,
+		MaxMsgsPerSubject: func() int64 {
+			if t.Limits.MaxMsgs > 0 {
+				return t.Limits.MaxMsgs
+			}
+			return -1
+		}(),
+		Duplicates: 2 * time.Minute,
+	}
+	if t.Limits.MaxBytes > 0 {
+		cfg.MaxBytes = t.Limits.MaxBytes
+	}
+	return cfg
+}
+
+// Ensure creates the stream, or corrects its settings (keeping its sources),
+// and returns its current info.
+func (t *TxnStream) Ensure(ctx context.Context) (*jetstream.StreamInfo, error) {
+	s, err := t.JS.Stream(ctx, TxnStreamName)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = t.JS.CreateStream(ctx, t.baseConfig())
+		if err != nil {
+			return nil, fmt.Errorf("create stream %s: %w", TxnStreamName, err)
+		}
+		return s.CachedInfo(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up stream %s: %w", TxnStreamName, err)
+	}
+	info := s.CachedInfo()
+	want := t.baseConfig()
+	have := info.Config
+	if strings.Join(have.Subjects, ",") != strings.Join(want.Subjects, ",") || have.MaxAge != want.MaxAge ||
+		have.MaxBytes != want.MaxBytes || have.MaxMsgsPerSubject != want.MaxMsgsPerSubject || !have.AllowDirect {
+		want.Sources = have.Sources
+		s, err = t.JS.UpdateStream(ctx, want)
+		if err != nil {
+			return nil, fmt.Errorf("update stream %s settings: %w", TxnStreamName, err)
+		}
+		info = s.CachedInfo()
+	}
+	return info, nil
+}
+
+// Info returns the stream's current info.
+func (t *TxnStream) Info(ctx context.Context) (*jetstream.StreamInfo, error) {
+	s, err := t.JS.Stream(ctx, TxnStreamName)
+	if err != nil {
+		return nil, err
+	}
+	return s.CachedInfo(), nil
+}
+
+// SetSources replaces the stream's sources.
+func (t *TxnStream) SetSources(ctx context.Context, sources []*jetstream.StreamSource) error {
+	cfg := t.baseConfig()
+	cfg.Sources = sources
+	_, err := t.JS.UpdateStream(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("update stream sources: %w", err)
+	}
+	return nil
+}
+
+// LastImportedSeq returns the origin stream sequence of the last message of
+// subject this stream holds that arrived through a source (0 if none).
+func (t *TxnStream) LastImportedSeq(ctx context.Context, subject string) (uint64, error) {
+	s, err := t.JS.Stream(ctx, TxnStreamName)
+	if err != nil {
+		return 0, err
+	}
+	m, err := s.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return sourceSeq(m.Header.Get("Nats-Stream-Source")), nil
+}
+
+// sourceSeq reads the origin sequence from a Nats-Stream-Source header
+// ("<stream> <seq> <filters> <dests> <orig>").
+func sourceSeq(h string) uint64 {
+	f := strings.Fields(h)
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(f[1], 10, 64)
+	return n
+}
+
+// Purge removes every message of subject.
+func (t *TxnStream) Purge(ctx context.Context, opts ...jetstream.StreamPurgeOpt) error {
+	s, err := t.JS.Stream(ctx, TxnStreamName)
+	if err != nil {
+		return err
+	}
+	return s.Purge(ctx, opts...)
+}
+
+// TableStats are a table's figures in the stream.
+type TableStats struct {
+	Messages uint64
+	FirstSeq uint64
+	LastSeq  uint64
+}
+
+// Describe returns the figures of each table (all origins together).
+func (t *TxnStream) Describe(ctx context.Context, tables []storage.TableKey) (map[storage.TableKey]TableStats, error) {
+	out := make(map[storage.TableKey]TableStats, len(tables))
+	if len(tables) == 0 {
+		return out, nil
+	}
+	s, err := t.JS.Stream(ctx, TxnStreamName)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter("txn.>"))
+	if err != nil {
+		return nil, err
+	}
+	counts := map[storage.TableKey]uint64{}
+	for subj, n := range info.State.Subjects {
+		p := strings.Split(subj, ".")
+		if len(p) == 4 {
+			counts[storage.TableKey{Database: p[1], Table: p[2]}] += n
+		}
+	}
+	for _, k := range tables {
+		st := TableStats{Messages: counts[k]}
+		if st.Messages > 0 {
+			if m, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(t.TableFilter(k))); err == nil {
+				st.FirstSeq = m.Sequence
+			}
+			if m, err := s.GetLastMsgForSubject(ctx, t.TableFilter(k)); err == nil {
+				st.LastSeq = m.Sequence
+			}
+		}
+		out[k] = st
+	}
+	return out, nil
+}
+
+// PeerSeqAt returns the sequence in peer's transaction stream of the first of
+// its own transactions at or after t, or the sequence the next one will get
+// when there is none. Sources always start by sequence: nats-server moves a
+// source's start time forward to the local stream's last message time when
+// the stream already holds messages, which would skip the peer's
+// transactions written before our own latest one.
+func (t *TxnStream) PeerSeqAt(ctx context.Context, peer string, at time.Time) (uint64, error) {
+	api := apiPrefix(peer)
+	req, _ := json.Marshal(map[string]any{"start_time": at.UTC(), "next_by_subj": "txn.*.*." + peer})
+	var got struct {
+		Error   *jetstream.APIError `json:"error"`
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+	}
+	if err := t.apiRequest(ctx, api+".STREAM.MSG.GET."+TxnStreamName, req, &got); err != nil {
+		return 0, err
+	}
+	if got.Error == nil && got.Message != nil {
+		return got.Message.Seq, nil
+	}
+	if got.Error != nil && got.Error.ErrorCode != jetstream.JSErrCodeMessageNotFound {
+		if got.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound {
+			return 1, nil // the peer has written nothing yet
+		}
+		return 0, fmt.Errorf("peer %s: %s", peer, got.Error.Description)
+	}
+	var info struct {
+		Error *jetstream.APIError `json:"error"`
+		State struct {
+			LastSeq uint64 `json:"last_seq"`
+		} `json:"state"`
+	}
+	if err := t.apiRequest(ctx, api+".STREAM.INFO."+TxnStreamName, nil, &info); err != nil {
+		return 0, err
+	}
+	if info.Error != nil {
+		return 0, fmt.Errorf("peer %s: %s", peer, info.Error.Description)
+	}
+	return info.State.LastSeq + 1, nil
+}
+
+func (t *TxnStream) apiRequest(ctx context.Context, subject string, body []byte, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	m, err := t.NC.RequestWithContext(ctx, subject, body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return fmt.Errorf("peer JetStream not reachable (%s): no responders", subject)
+	}
+	if err != nil {
+		return fmt.Errorf("peer JetStream request %s: %w", subject, err)
+	}
+	return json.Unmarshal(m.Data, out)
+}
