@@ -213,25 +213,8 @@ func (t *TxnStream) Describe(ctx context.Context, tables []storage.TableKey) (ma
 // transactions written before our own latest one.
 func (t *TxnStream) PeerSeqAt(ctx context.Context, peer string, at time.Time) (uint64, error) {
 	api := apiPrefix(peer)
-	req, _ := json.Marshal(map[string]any{"start_time": at.UTC(), "next_by_subj": "txn.*.*." + peer})
-	var got struct {
-		Error   *jetstream.APIError `json:"error"`
-		Message *struct {
-			Seq uint64 `json:"seq"`
-		} `json:"message"`
-	}
-	if err := t.apiRequest(ctx, api+".STREAM.MSG.GET."+TxnStreamName, req, &got); err != nil {
-		return 0, err
-	}
-	if got.Error == nil && got.Message != nil {
-		return got.Message.Seq, nil
-	}
-	if got.Error != nil && got.Error.ErrorCode != jetstream.JSErrCodeMessageNotFound {
-		if got.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound {
-			return 1, nil // the peer has written nothing yet
-		}
-		return 0, fmt.Errorf("peer %s: %s", peer, got.Error.Description)
-	}
+	// Read the peer's last sequence before searching: a transaction written
+	// after the search is then still at or after last+1.
 	var info struct {
 		Error *jetstream.APIError `json:"error"`
 		State struct {
@@ -242,7 +225,29 @@ func (t *TxnStream) PeerSeqAt(ctx context.Context, peer string, at time.Time) (u
 		return 0, err
 	}
 	if info.Error != nil {
+		if info.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound {
+			return 1, nil // the peer has written nothing yet
+		}
 		return 0, fmt.Errorf("peer %s: %s", peer, info.Error.Description)
+	}
+	req, _ := json.Marshal(map[string]any{"start_time": at.UTC(), "next_by_subj": "txn.*.*." + peer})
+	var got struct {
+		Error   *jetstream.APIError `json:"error"`
+		Message *struct {
+			Seq  uint64    `json:"seq"`
+			Time time.Time `json:"time"`
+		} `json:"message"`
+	}
+	if err := t.apiRequest(ctx, api+".STREAM.MSG.GET."+TxnStreamName, req, &got); err != nil {
+		return 0, err
+	}
+	if got.Error != nil && got.Error.ErrorCode != jetstream.JSErrCodeMessageNotFound {
+		return 0, fmt.Errorf("peer %s: %s", peer, got.Error.Description)
+	}
+	// A start time after the peer's last message makes the server search from
+	// the beginning; such an answer predates the start and means "none yet".
+	if got.Error == nil && got.Message != nil && !got.Message.Time.Before(at) {
+		return got.Message.Seq, nil
 	}
 	return info.State.LastSeq + 1, nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strconv"
 	"testing"
 	"time"
@@ -161,3 +162,25 @@ func LeafRoute(n *node.Node) map[string]any {
 
 // Name formats a test node name.
 func Name(i int) string { return fmt.Sprintf("n%d", i) }
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// FixedPorts gives cfg fixed free ports, so a restarted node is found again
+// where its peers' routes point.
+func FixedPorts(t testing.TB, cfg node.Config) node.Config {
+	cfg.OperationsAPI.Network.Port = FreePort(t)
+	cfg.Clustering.HubServer.Network.Port = FreePort(t)
+	cfg.Clustering.HubServer.LeafNodes.Network.Port = FreePort(t)
+	cfg.Clustering.HubServer.Cluster.Network.Port = FreePort(t)
+	cfg.Clustering.LeafServer.Network.Port = FreePort(t)
+	return cfg
+}
