@@ -310,7 +310,14 @@ func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 // import; any other starts at its start time. Tables with the same start
 // share a group.
 func (r *ReplicationReconciler) freshGroups(ctx context.Context, peer string, tables []storage.TableKey, want map[storage.TableKey]wanted) (groups []sourceGroup, resourced []storage.TableKey, err error) {
+	// One look at the newest import from this peer spares a lookup per table
+	// when nothing was ever imported (every new setup).
+	anyImported, err := r.Stream.LastImportedSeq(ctx, "txn.*.*."+peer)
+	if err != nil {
+		return nil, nil, err
+	}
 	bySeq := map[uint64]int{}
+	seqAt := map[time.Time]uint64{}
 	for _, k := range tables {
 		w := want[k]
 		var seq uint64
@@ -319,14 +326,22 @@ func (r *ReplicationReconciler) freshGroups(ctx context.Context, peer string, ta
 				return nil, nil, fmt.Errorf("purge %s before re-sourcing: %w", OriginSubject(k, peer), err)
 			}
 			resourced = append(resourced, k)
-		} else if last, err := r.Stream.LastImportedSeq(ctx, OriginSubject(k, peer)); err != nil {
-			return nil, nil, err
-		} else if last > 0 {
-			seq = last + 1
+		} else if anyImported > 0 {
+			last, err := r.Stream.LastImportedSeq(ctx, OriginSubject(k, peer))
+			if err != nil {
+				return nil, nil, err
+			}
+			if last > 0 {
+				seq = last + 1
+			}
 		}
 		if seq == 0 {
-			if seq, err = r.Stream.PeerSeqAt(ctx, peer, w.Start); err != nil {
-				return nil, nil, fmt.Errorf("find where to start sourcing %s: %w", k, err)
+			var ok bool
+			if seq, ok = seqAt[w.Start]; !ok {
+				if seq, err = r.Stream.PeerSeqAt(ctx, peer, w.Start); err != nil {
+					return nil, nil, fmt.Errorf("find where to start sourcing %s: %w", k, err)
+				}
+				seqAt[w.Start] = seq
 			}
 		}
 		if i, ok := bySeq[seq]; ok {
