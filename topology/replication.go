@@ -113,7 +113,7 @@ func (p replicationPlan) Empty() bool { return len(p.Drop) == 0 && len(p.Fresh) 
 
 // planReplication compares the groups on the stream with the tables each peer
 // must replicate. Pure.
-func planReplication(have []sourceGroup, want map[string]map[storage.TableKey]wanted) replicationPlan {
+func planReplication(have []sourceGroup, want map[string]map[storage.TableKey]wanted, stalled map[string]bool) replicationPlan {
 	p := replicationPlan{Fresh: map[string][]storage.TableKey{}, Want: want}
 	covered := map[string]map[storage.TableKey]bool{}
 	for _, g := range have {
@@ -124,7 +124,7 @@ func planReplication(have []sourceGroup, want map[string]map[storage.TableKey]wa
 				remain = append(remain, k)
 			}
 		}
-		if len(remain) == len(g.Tables) && len(remain) > 0 {
+		if len(remain) == len(g.Tables) && len(remain) > 0 && !stalled[g.ID] {
 			p.Keep = append(p.Keep, g)
 		} else {
 			p.Drop = append(p.Drop, g)
@@ -174,6 +174,55 @@ type ReplicationReconciler struct {
 
 	mu     sync.Mutex
 	status map[string]PeerReplication
+	// firstSeen is when each group was first seen on the stream (by ID), so
+	// a new group gets time to start before it can be judged stalled.
+	firstSeen map[string]time.Time
+}
+
+// Stall thresholds: a healthy source hears from its origin every second.
+const (
+	stallSilence = 3 * time.Second
+	stallGrace   = 2 * time.Second
+)
+
+// stalledGroups finds groups whose source has not heard from the peer for a
+// while: nats-server retries a failed source with growing backoff (tens of
+// seconds after a restart) and can stall while reporting no lag; recreating
+// the group at its exact resume point gets it flowing at once.
+func (r *ReplicationReconciler) stalledGroups(info *jetstream.StreamInfo, have []sourceGroup) map[string]bool {
+	now := time.Now()
+	if r.firstSeen == nil {
+		r.firstSeen = map[string]time.Time{}
+	}
+	current := map[string]bool{}
+	for _, g := range have {
+		current[g.ID] = true
+		if _, ok := r.firstSeen[g.ID]; !ok {
+			r.firstSeen[g.ID] = now
+		}
+	}
+	for id := range r.firstSeen {
+		if !current[id] {
+			delete(r.firstSeen, id)
+		}
+	}
+	stalled := map[string]bool{}
+	for _, si := range info.Sources {
+		id := ""
+		for _, tr := range si.SubjectTransforms {
+			if p := strings.Split(tr.Source, "."); len(p) == 4 && p[1] == markerDB {
+				id = p[2]
+			}
+		}
+		seen, ok := r.firstSeen[id]
+		if !ok || now.Sub(seen) < stallGrace {
+			continue
+		}
+		if si.Active < 0 || si.Active > stallSilence {
+			stalled[id] = true
+		}
+	}
+	return stalled
 }
 
 // Status returns the per-peer replication state observed by the last pass.
@@ -237,7 +286,8 @@ func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 			foreign = true // not ours: removed below
 		}
 	}
-	plan := planReplication(have, want)
+	stalled := r.stalledGroups(info, have)
+	plan := planReplication(have, want, stalled)
 	if plan.Empty() && !foreign {
 		r.observe(info, want, nil)
 		return false, nil
@@ -289,7 +339,8 @@ func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 			return true, err
 		}
 	}
-	r.Log.Info("replication sources updated", zap.Int("groups", len(all)), zap.Int("added", len(added)), zap.Int("dropped", len(plan.Drop)))
+	r.Log.Info("replication sources updated", zap.Int("groups", len(all)), zap.Int("added", len(added)),
+		zap.Int("dropped", len(plan.Drop)), zap.Int("restarted_stalled", len(stalled)))
 	if info, err := r.Stream.Info(ctx); err == nil {
 		r.observe(info, want, peerErrs)
 	}

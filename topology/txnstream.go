@@ -50,18 +50,17 @@ func OriginSubject(k storage.TableKey, origin string) string {
 
 func (t *TxnStream) baseConfig() jetstream.StreamConfig {
 	cfg := jetstream.StreamConfig{
-		Name:         TxnStreamName,
-		Description:  "clusterd table transactions of node " + t.Node,
-		Subjects:     []string{"txn.*.*." + t.Node},
-		Storage:      jetstream.FileStorage,
-		Retention:    jetstream.LimitsPolicy,
-		Discard:      jetstream.DiscardOld,
-		Replicas:     1,
-		AllowDirect:  true,
-		MaxConsumers: -1,
-		MaxAge:       t.Limits.MaxAge,
-		MaxBytes:     -1,
-		MaxMsgs:      -1,
+		Name:        TxnStreamName,
+		Description: "clusterd table transactions of node " + t.Node,
+		Subjects:    []string{"txn.*.*." + t.Node},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Replicas:    1,
+		AllowDirect: true,
+		MaxAge:      t.Limits.MaxAge,
+		MaxBytes:    -1,
+		MaxMsgs:     -1,
 		MaxMsgsPerSubject: func() int64 {
 			if t.Limits.MaxMsgs > 0 {
 				return t.Limits.MaxMsgs
