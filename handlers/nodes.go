@@ -510,6 +510,15 @@ func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, body []byte
 			failed[r.name] = true
 		}
 	}
+	if len(failed) > 0 && len(failed) == len(results) {
+		// Nothing of the new setup could be made: keep the old one whole.
+		names := make([]string, 0, len(failed))
+		for n := range failed {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, &events.Error{Status: 500, Message: "Failed to configure the cluster. Check the logs for more details.", Extra: map[string]any{"failed_nodes": names}}
+	}
 	var removed []storage.Notice
 	for _, n := range old {
 		if !seen[n.Name] || failed[n.Name] {
@@ -581,10 +590,7 @@ func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, body []byte
 		reply.Connections = append(reply.Connections, ConfigureConnection{NodeName: r.name, Response: AddNodeReply{Message: msg, Added: outs(r.subs), Skipped: outs(r.skipped)}})
 	}
 	sort.Strings(reply.FailedNodes)
-	switch {
-	case len(reply.FailedNodes) > 0 && len(reply.Connections) == 0:
-		return nil, &events.Error{Status: 500, Message: "Failed to configure the cluster. Check the logs for more details.", Extra: map[string]any{"failed_nodes": reply.FailedNodes}}
-	case len(reply.FailedNodes) > 0:
+	if len(reply.FailedNodes) > 0 {
 		reply.Message = "Configure cluster was partially successful. Errors occurred when attempting to configure the following nodes. Check the logs for more details."
 	}
 	return reply, nil

@@ -279,6 +279,9 @@ func TestConfigureClusterReplacesTheSetup(t *testing.T) {
 	if r.Status != 500 || r.Error() != "Failed to configure the cluster. Check the logs for more details." {
 		t.Fatalf("all failed: %d %s", r.Status, r.Body)
 	}
+	if s, p := flags(t, a, "c", "dog"); !s || p {
+		t.Fatalf("a failed configure_cluster changed the setup: c = %v %v", s, p)
+	}
 	// Empty: removes everything.
 	got = op(t, a, "configure_cluster", map[string]any{"connections": []any{}}, 200)
 	if nodesLeft, _ := a.Store.Nodes(); len(nodesLeft) != 0 {
