@@ -95,15 +95,30 @@ func (c *PeerClient) Call(ctx context.Context, node, call string, req, resp any)
 		return err
 	}
 	subject := peerPrefix + node + "." + call
-	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	msg := nats.NewMsg(subject)
-	msg.Data = body
-	msg.Header.Set(hdrFrom, c.self)
-	msg.Header.Set(hdrTime, ts)
-	msg.Header.Set(hdrSig, c.auth.sign(subject, c.self, ts, body))
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	out, err := c.nc.RequestMsgWithContext(ctx, msg)
+	// Right after routes come up, a peer's subscription may not have
+	// propagated yet: "no responders" is retried for a quarter of the
+	// timeout before the peer is declared not listening.
+	noRespondersUntil := time.Now().Add(c.Timeout / 4)
+	var out *nats.Msg
+	for {
+		ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+		msg := nats.NewMsg(subject)
+		msg.Data = body
+		msg.Header.Set(hdrFrom, c.self)
+		msg.Header.Set(hdrTime, ts)
+		msg.Header.Set(hdrSig, c.auth.sign(subject, c.self, ts, body))
+		out, err = c.nc.RequestMsgWithContext(ctx, msg)
+		if errors.Is(err, nats.ErrNoResponders) && time.Now().Before(noRespondersUntil) {
+			select {
+			case <-time.After(25 * time.Millisecond):
+				continue
+			case <-ctx.Done():
+			}
+		}
+		break
+	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return ErrNotListening

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -314,4 +315,63 @@ func TestNewStartTimeResourcesFromThatTime(t *testing.T) {
 	s["start_time"] = time.Now().UTC().Format("2006-01-02")
 	op(t, a, "update_node", map[string]any{"node_name": "b", "subscriptions": []any{s}}, 200)
 	nodetest.Eventually(t, 10*time.Second, "re-sourced from midnight", func() bool { return count(t, a, "txn.data.dog.b") == 12 })
+}
+
+// Tables added one by one end up in one source per peer, and the merging
+// that gets them there loses and duplicates nothing while writes go on.
+func TestIncrementalSubscriptionsMergeIntoOneSourcePerPeer(t *testing.T) {
+	nodes := mesh(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	const tables = 8
+	for _, n := range nodes {
+		for i := 0; i < tables; i++ {
+			op(t, n, "create_table", map[string]any{"table": fmt.Sprintf("t%d", i)}, 200)
+		}
+	}
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		js := jsFor(t, b)
+		n := 0
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			for i := 0; i < tables; i++ {
+				if _, err := js.Publish(context.Background(), fmt.Sprintf("txn.data.t%d.b", i), []byte(fmt.Sprint(n))); err != nil {
+					t.Errorf("publish: %v", err)
+				}
+			}
+			n++
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	for i := 0; i < tables; i++ {
+		s := sub(fmt.Sprintf("t%d", i), true, false)
+		s["start_time"] = "2000-01-01" // everything: so the expected history is known
+		op(t, a, "update_node", map[string]any{"node_name": "b", "subscriptions": []any{s}}, 200)
+		time.Sleep(150 * time.Millisecond)
+	}
+	nodetest.Eventually(t, 30*time.Second, "one source for b", func() bool {
+		st := a.Repl.Status()["b"]
+		return st.Sources == 1 && st.Converged
+	})
+	close(stop)
+	written := <-done
+	for i := 0; i < tables; i++ {
+		subj := fmt.Sprintf("txn.data.t%d.b", i)
+		nodetest.Eventually(t, 20*time.Second, subj+" complete on a", func() bool { return count(t, a, subj) >= written })
+		got := received(t, a, subj)
+		if len(got) != written {
+			t.Fatalf("%s: a holds %d, want %d", subj, len(got), written)
+		}
+		for j, p := range got {
+			if p != fmt.Sprint(j) {
+				t.Fatalf("%s: position %d holds %q (lost, duplicated or reordered)", subj, j, p)
+			}
+		}
+	}
 }

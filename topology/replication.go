@@ -177,6 +177,119 @@ type ReplicationReconciler struct {
 	// firstSeen is when each group was first seen on the stream (by ID), so
 	// a new group gets time to start before it can be judged stalled.
 	firstSeen map[string]time.Time
+	// lastMerge is when a peer's groups were last merged (or tried).
+	lastMerge map[string]time.Time
+}
+
+// mergeInterval spaces merge attempts for one peer.
+const mergeInterval = 3 * time.Second
+
+// mergeGroups folds a peer's several groups into one, keeping replication
+// cost per peer constant however the tables were added. Groups are stopped,
+// their exact resume points R read from what they imported, and the merged
+// group starts at M = max R. A group may join only if the peer holds none of
+// its tables' transactions in [R, M) — else starting at M would skip them —
+// which is checked against the peer; groups that cannot join yet are
+// restarted where they were and tried again later.
+func (r *ReplicationReconciler) mergeGroups(ctx context.Context, have []sourceGroup) (bool, error) {
+	byPeer := map[string][]sourceGroup{}
+	for _, g := range have {
+		byPeer[g.Peer] = append(byPeer[g.Peer], g)
+	}
+	if r.lastMerge == nil {
+		r.lastMerge = map[string]time.Time{}
+	}
+	var peer string
+	for p, gs := range byPeer {
+		if len(gs) > 1 && time.Since(r.lastMerge[p]) > mergeInterval {
+			peer = p
+			break
+		}
+	}
+	if peer == "" {
+		return false, nil
+	}
+	r.lastMerge[peer] = time.Now()
+	var others []sourceGroup
+	for _, g := range have {
+		if g.Peer != peer {
+			others = append(others, g)
+		}
+	}
+	groups := byPeer[peer]
+	if err := r.Stream.SetSources(ctx, sources(others)); err != nil {
+		return false, err
+	}
+	resume := make([]uint64, len(groups))
+	var m uint64
+	for i, g := range groups {
+		rg, err := r.resumeGroup(ctx, peer, g.Tables, g.StartSeq)
+		if err != nil {
+			return true, r.restore(ctx, others, groups, nil, err)
+		}
+		resume[i] = rg.StartSeq
+		m = max(m, rg.StartSeq)
+	}
+	merged := sourceGroup{Peer: peer, ID: newGroupID(), StartSeq: m}
+	var rest []sourceGroup
+	for i, g := range groups {
+		ok, err := r.noTransactionsBetween(ctx, peer, g.Tables, resume[i], m)
+		if err != nil {
+			return true, r.restore(ctx, others, groups, resume, err)
+		}
+		if ok {
+			merged.Tables = append(merged.Tables, g.Tables...)
+		} else {
+			rest = append(rest, sourceGroup{Peer: peer, ID: newGroupID(), Tables: g.Tables, StartSeq: resume[i]})
+		}
+	}
+	sortKeys(merged.Tables)
+	all := append(append([]sourceGroup{}, others...), rest...)
+	if len(merged.Tables) > 0 {
+		all = append(all, merged)
+	}
+	if err := r.Stream.SetSources(ctx, sources(all)); err != nil {
+		return true, err
+	}
+	r.Log.Info("replication groups merged", zap.String("peer", peer), zap.Int("groups_before", len(groups)), zap.Int("groups_after", len(rest)+1))
+	return true, nil
+}
+
+// restore puts a peer's groups back after a failed merge, at their resume
+// points when known (else where they started: nothing was read, nothing lost).
+func (r *ReplicationReconciler) restore(ctx context.Context, others, groups []sourceGroup, resume []uint64, cause error) error {
+	all := append([]sourceGroup{}, others...)
+	for i, g := range groups {
+		ng := sourceGroup{Peer: g.Peer, ID: newGroupID(), Tables: g.Tables, StartSeq: g.StartSeq}
+		if resume != nil {
+			ng.StartSeq = resume[i]
+		} else if rg, err := r.resumeGroup(ctx, g.Peer, g.Tables, g.StartSeq); err == nil {
+			ng.StartSeq = rg.StartSeq
+		}
+		all = append(all, ng)
+	}
+	if err := r.Stream.SetSources(ctx, sources(all)); err != nil {
+		return fmt.Errorf("restore groups after failed merge (%v): %w", cause, err)
+	}
+	return fmt.Errorf("merge groups: %w", cause)
+}
+
+// noTransactionsBetween says whether the peer holds no transaction of tables
+// with a sequence in [from, to).
+func (r *ReplicationReconciler) noTransactionsBetween(ctx context.Context, peer string, tables []storage.TableKey, from, to uint64) (bool, error) {
+	if from >= to {
+		return true, nil
+	}
+	for _, k := range tables {
+		seq, err := r.Stream.PeerNextSeq(ctx, peer, OriginSubject(k, peer), from)
+		if err != nil {
+			return false, err
+		}
+		if seq != 0 && seq < to {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // Stall thresholds: a healthy source hears from its origin every second.
@@ -289,6 +402,9 @@ func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 	stalled := r.stalledGroups(info, have)
 	plan := planReplication(have, want, stalled)
 	if plan.Empty() && !foreign {
+		if merged, err := r.mergeGroups(ctx, have); merged || err != nil {
+			return merged, err
+		}
 		r.observe(info, want, nil)
 		return false, nil
 	}

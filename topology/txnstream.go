@@ -251,6 +251,28 @@ func (t *TxnStream) PeerSeqAt(ctx context.Context, peer string, at time.Time) (u
 	return info.State.LastSeq + 1, nil
 }
 
+// PeerNextSeq returns the sequence of peer's first message on subject at or
+// after from, or 0 when there is none.
+func (t *TxnStream) PeerNextSeq(ctx context.Context, peer, subject string, from uint64) (uint64, error) {
+	req, _ := json.Marshal(map[string]any{"seq": from, "next_by_subj": subject})
+	var got struct {
+		Error   *jetstream.APIError `json:"error"`
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+	}
+	if err := t.apiRequest(ctx, apiPrefix(peer)+".STREAM.MSG.GET."+TxnStreamName, req, &got); err != nil {
+		return 0, err
+	}
+	if got.Error != nil {
+		if got.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("peer %s: %s", peer, got.Error.Description)
+	}
+	return got.Message.Seq, nil
+}
+
 func (t *TxnStream) apiRequest(ctx context.Context, subject string, body []byte, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
