@@ -216,6 +216,9 @@ func (o *Ops) linkPeer(ctx context.Context, op, peer string, subs []storage.Subs
 	}
 	var rep peerSetReply
 	if err := o.Peers.Call(ctx, peer, callNodeSet, peerSetRequest{Mode: mode, Subscriptions: mirrorAll(subs), CallerTables: mine}, &rep); err != nil {
+		if errors.Is(err, events.ErrNoResponse) {
+			o.owe(peer)
+		}
 		return nil, nil, peerError(op, peer, err)
 	}
 	skip := keySet(rep.Skipped)
@@ -388,19 +391,46 @@ func (o *Ops) RemoveNode(ctx context.Context, _ events.Caller, body []byte) (any
 		return nil, err
 	}
 	o.Bus.Publish(events.NodesChanged)
-	if err := o.DeliverNotice(ctx, notice); err != nil {
+	if err := o.deliverNotice(ctx, notice); err != nil {
 		return RemoveNodeReply{Message: "Successfully removed '" + req.NodeName + "' from local manifest, however there was an error reaching remote node. Check the logs for more details."}, nil
 	}
 	return RemoveNodeReply{Message: "Successfully removed '" + req.NodeName + "' from manifest"}, nil
 }
 
-// DeliverNotice sends a pending notice to its peer and drops it once the peer
-// has acted on it. The notices worker calls it until it succeeds.
+// DeliverNotice brings the peer's record of this node in line with ours (the
+// notices worker calls it until it succeeds): no record here means the peer
+// must forget us; a record means the peer must hold its mirror image.
 func (o *Ops) DeliverNotice(ctx context.Context, n storage.Notice) error {
-	if err := o.Peers.Call(ctx, n.Peer, callNodeRemove, struct{}{}, nil); err != nil {
+	defer o.locks.lock(n.Peer)()
+	return o.deliverNotice(ctx, n)
+}
+
+func (o *Ops) deliverNotice(ctx context.Context, n storage.Notice) error {
+	rec, exists, err := o.Store.Node(n.Peer)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		err = o.Peers.Call(ctx, n.Peer, callNodeRemove, struct{}{}, nil)
+	} else {
+		var mine []storage.TableKey
+		if mine, err = o.heldTables(rec.Subscriptions); err == nil {
+			err = o.Peers.Call(ctx, n.Peer, callNodeSet, peerSetRequest{Mode: modeReplace, Subscriptions: mirrorAll(rec.Subscriptions), CallerTables: mine}, nil)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	return o.Store.DeleteNoticeIf(n)
+}
+
+// owe records that the peer's view may differ from ours after a call whose
+// outcome is unknown (it timed out: the peer may have applied it or not).
+func (o *Ops) owe(peer string) {
+	n := storage.Notice{Peer: peer, Kind: "sync", At: time.Now().UTC()}
+	if err := o.Store.Update(func(tx *storage.Tx) error { return tx.PutNotice(n) }); err == nil {
+		o.Bus.Publish(events.NodesChanged)
+	}
 }
 
 // PeerHandlers returns the inter-node calls this node answers.
@@ -485,6 +515,9 @@ func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, body []byte
 			}
 			var rep peerSetReply
 			if err := o.Peers.Call(ctx, name, callNodeSet, peerSetRequest{Mode: modeReplace, Subscriptions: mirrorAll(subs), CallerTables: r.mine}, &rep); err != nil {
+				if errors.Is(err, events.ErrNoResponse) {
+					o.owe(name)
+				}
 				r.err = peerError("configure_cluster", name, err)
 				return
 			}
@@ -574,7 +607,7 @@ func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, body []byte
 	o.Bus.Publish(events.NodesChanged)
 	o.Bus.Publish(events.TablesChanged)
 	for _, nt := range removed {
-		_ = o.DeliverNotice(ctx, nt) // the notices worker retries failures
+		_ = o.deliverNotice(ctx, nt) // the notices worker retries failures
 	}
 
 	reply := ConfigureClusterReply{Message: "Configure cluster complete.", Connections: []ConfigureConnection{}}

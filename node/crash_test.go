@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -258,4 +259,57 @@ func TestCrashDuringConfigureClusterIsAtomic(t *testing.T) {
 func tail(s string, n int) string {
 	lines := strings.Split(s, "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// storedNodes reads a stopped process node's desired node records.
+func storedNodes(t *testing.T, p *nodetest.Proc) []storage.Node {
+	t.Helper()
+	st, err := storage.Open(filepath.Join(p.Cfg.RootPath, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	nodes, err := st.Nodes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes
+}
+
+// A peer frozen past the inter-node timeout makes the operation fail with
+// "listening but did not respond"; when it thaws and applies the request
+// late, the notice left behind brings it back in line with the caller.
+func TestFrozenPeerLeavesNoHalfMadeState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	a, b := procPair(t)
+	for _, p := range []*nodetest.Proc{a, b} {
+		procOp(t, p, "create_table", map[string]any{"table": "dog"})
+	}
+	if r := procOp(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}); r.Status != 200 {
+		t.Fatalf("add_node: %s", r.Body)
+	}
+	b.Signal(syscall.SIGSTOP)
+	start := time.Now()
+	r := procOp(t, a, "update_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", false, false)}})
+	took := time.Since(start)
+	if r.Status != 500 || r.Error() != "Unable to update_node, node 'b' is listening but did not respond." {
+		t.Fatalf("frozen peer: %d %s", r.Status, r.Body)
+	}
+	if took > 4*time.Second {
+		t.Fatalf("reply took %v, want within the CLI's 5 s", took)
+	}
+	b.Signal(syscall.SIGCONT) // b now applies the stale update
+	time.Sleep(4 * time.Second) // the notices worker resends a's view
+	if err := b.Stop(); err != nil {
+		t.Fatalf("stop b: %v", err)
+	}
+	nodes := storedNodes(t, b)
+	if len(nodes) != 1 || len(nodes[0].Subscriptions) != 1 {
+		t.Fatalf("b's records: %+v", nodes)
+	}
+	if s := nodes[0].Subscriptions[0]; !s.Subscribe || !s.Publish {
+		t.Fatalf("b's record of a = %+v, want the mirror of a's unchanged record (true, true)", s)
+	}
 }

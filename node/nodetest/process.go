@@ -176,3 +176,14 @@ func ProcConfig(t testing.TB, name string) node.Config {
 	cfg.RootPath = filepath.Join(t.TempDir(), "data")
 	return cfg
 }
+
+// Signal sends sig to the process (SIGSTOP/SIGCONT freeze and thaw it).
+func (p *Proc) Signal(sig syscall.Signal) {
+	p.t.Helper()
+	if p.cmd == nil || p.cmd.Process == nil {
+		p.t.Fatal("process not running")
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
