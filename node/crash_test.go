@@ -300,7 +300,7 @@ func TestFrozenPeerLeavesNoHalfMadeState(t *testing.T) {
 	if took > 4*time.Second {
 		t.Fatalf("reply took %v, want within the CLI's 5 s", took)
 	}
-	b.Signal(syscall.SIGCONT) // b now applies the stale update
+	b.Signal(syscall.SIGCONT)   // b now applies the stale update
 	time.Sleep(4 * time.Second) // the notices worker resends a's view
 	if err := b.Stop(); err != nil {
 		t.Fatalf("stop b: %v", err)
