@@ -194,14 +194,18 @@ func (o *Ops) setNode(ctx context.Context, op string, body []byte, mode string) 
 }
 
 func (o *Ops) heldTables(subs []storage.Subscription) ([]storage.TableKey, error) {
+	keys := make([]storage.TableKey, len(subs))
+	for i, s := range subs {
+		keys[i] = s.Key()
+	}
+	held, err := o.Store.HeldTables(keys)
+	if err != nil {
+		return nil, err
+	}
 	var out []storage.TableKey
-	for _, s := range subs {
-		ok, err := o.Store.HasTable(s.Key())
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, s.Key())
+	for _, k := range keys {
+		if held[k] {
+			out = append(out, k)
 		}
 	}
 	return out, nil

@@ -14,9 +14,12 @@ import (
 
 // TestScaleFullMesh runs 5 nodes with every table replicated between every
 // pair, and reports how long convergence takes. CLUSTERD_SCALE_TABLES sets the
-// table count (default 1000; -short uses 50).
+// table count (default 1000; 200 under the race detector, 50 with -short).
 func TestScaleFullMesh(t *testing.T) {
 	tables := 1000
+	if raceEnabled {
+		tables = 200
+	}
 	if testing.Short() {
 		tables = 50
 	}
