@@ -297,11 +297,14 @@ func TestFrozenPeerLeavesNoHalfMadeState(t *testing.T) {
 	if r.Status != 500 || r.Error() != "Unable to update_node, node 'b' is listening but did not respond." {
 		t.Fatalf("frozen peer: %d %s", r.Status, r.Body)
 	}
+	t.Logf("frozen peer reply took %v", took)
 	if took > 4*time.Second {
 		t.Fatalf("reply took %v, want within the CLI's 5 s", took)
 	}
 	b.Signal(syscall.SIGCONT)   // b now applies the stale update
-	time.Sleep(4 * time.Second) // the notices worker resends a's view
+	// The notices worker resends a's view once the notice is due (timeout+1s)
+	// at its next pass (every ~3s).
+	time.Sleep(6 * time.Second)
 	if err := b.Stop(); err != nil {
 		t.Fatalf("stop b: %v", err)
 	}

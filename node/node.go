@@ -396,8 +396,11 @@ func (n *Node) deliverNotices(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	var failed []string
+	minAge := n.Config.Clustering.RequestTimeout + time.Second
 	for _, nt := range notices {
-		if err := n.Ops.DeliverNotice(ctx, nt); err != nil {
+		if err := n.Ops.DeliverNotice(ctx, nt, minAge); errors.Is(err, handlers.ErrNoticeNotDue) {
+			continue // the next resync comes back for it
+		} else if err != nil {
 			failed = append(failed, nt.Peer+": "+err.Error())
 			continue
 		}
