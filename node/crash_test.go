@@ -301,7 +301,7 @@ func TestFrozenPeerLeavesNoHalfMadeState(t *testing.T) {
 	if took > 4*time.Second {
 		t.Fatalf("reply took %v, want within the CLI's 5 s", took)
 	}
-	b.Signal(syscall.SIGCONT)   // b now applies the stale update
+	b.Signal(syscall.SIGCONT) // b now applies the stale update
 	// The notices worker resends a's view once the notice is due (timeout+1s)
 	// at its next pass (every ~3s).
 	time.Sleep(6 * time.Second)
