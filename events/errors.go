@@ -72,9 +72,21 @@ func (e *Error) Body() []byte {
 }
 
 func writeValue(b *bytes.Buffer, v any) {
-	out, err := json.Marshal(v)
+	out, err := MarshalJSON(v)
 	if err != nil {
-		out, _ = json.Marshal(fmt.Sprint(v))
+		out, _ = MarshalJSON(fmt.Sprint(v))
 	}
 	b.Write(out)
+}
+
+// MarshalJSON encodes v without escaping <, > and &: replies are read by
+// people in terminals ("must not contain ., * or >"), never embedded in HTML.
+func MarshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
