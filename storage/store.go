@@ -33,11 +33,13 @@ type Store struct {
 	db      *badger.DB
 	dir     string
 	commits atomic.Int64
+	syncs   atomic.Int64
 }
 
-// Open opens (creating if needed) the store in dir with synced writes.
-func Open(dir string) (*Store, error) {
-	opts := badger.DefaultOptions(dir).
+// BadgerOptions are the options the store opens Badger with; the benchmark's
+// synced-write floor uses them too, so floor and store write the same way.
+func BadgerOptions(dir string) badger.Options {
+	return badger.DefaultOptions(dir).
 		WithSyncWrites(true).
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
@@ -49,7 +51,11 @@ func Open(dir string) (*Store, error) {
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(4)
-	db, err := badger.Open(opts)
+}
+
+// Open opens (creating if needed) the store in dir with synced writes.
+func Open(dir string) (*Store, error) {
+	db, err := badger.Open(BadgerOptions(dir))
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", dir, err)
 	}
@@ -62,6 +68,12 @@ func (s *Store) Close() error { return s.db.Close() }
 // Commits counts write transactions committed since Open. Tests and
 // benchmarks use it to prove rejected requests never reach the disk.
 func (s *Store) Commits() int64 { return s.commits.Load() }
+
+// Syncs counts the Badger write requests the store has made since Open.
+// With SyncWrites Badger makes each request durable with its own sync of the
+// memtable's write-ahead log (concurrent requests share only the value-log
+// sync), so this is the number of synced writes the store cost the disk.
+func (s *Store) Syncs() int64 { return s.syncs.Load() }
 
 func (s *Store) checkSpace() error {
 	var st syscall.Statfs_t
@@ -90,6 +102,7 @@ func (s *Store) update(fn func(txn *badger.Txn) error) error {
 		}
 		if err == nil {
 			s.commits.Add(1)
+			s.syncs.Add(1)
 		}
 		return err
 	}
