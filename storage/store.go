@@ -34,6 +34,7 @@ type Store struct {
 	dir     string
 	commits atomic.Int64
 	syncs   atomic.Int64
+	c       *committer
 }
 
 // BadgerOptions are the options the store opens Badger with; the benchmark's
@@ -59,20 +60,28 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", dir, err)
 	}
-	return &Store{db: db, dir: dir}, nil
+	s := &Store{db: db, dir: dir}
+	s.startCommitter()
+	return s, nil
 }
 
-// Close flushes and closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+// Close commits the updates still queued (deferred ones included), then
+// flushes and closes Badger. Updates after Close fail with ErrClosed.
+func (s *Store) Close() error {
+	s.stopCommitter()
+	return s.db.Close()
+}
 
-// Commits counts write transactions committed since Open. Tests and
+// Commits counts update functions that wrote something and were committed
+// since Open (several may share one Badger transaction: see Syncs). Tests and
 // benchmarks use it to prove rejected requests never reach the disk.
 func (s *Store) Commits() int64 { return s.commits.Load() }
 
-// Syncs counts the Badger write requests the store has made since Open.
-// With SyncWrites Badger makes each request durable with its own sync of the
-// memtable's write-ahead log (concurrent requests share only the value-log
-// sync), so this is the number of synced writes the store cost the disk.
+// Syncs counts the Badger transactions the store has committed since Open.
+// With SyncWrites Badger makes each one durable with its own sync of the
+// memtable's write-ahead log (concurrent ones share only the value-log
+// sync), so this is the number of synced writes the store cost the disk;
+// group commit (commit.go) makes it smaller than Commits under concurrency.
 func (s *Store) Syncs() int64 { return s.syncs.Load() }
 
 func (s *Store) checkSpace() error {
@@ -86,29 +95,23 @@ func (s *Store) checkSpace() error {
 	return nil
 }
 
-// update runs fn in a read-write transaction and commits it synced, retrying
-// on conflicts with concurrent writers. fn may run more than once.
-func (s *Store) update(fn func(txn *badger.Txn) error) error {
-	if err := s.checkSpace(); err != nil {
-		return err
-	}
-	for i := 0; ; i++ {
-		err := s.db.Update(fn)
-		if errors.Is(err, badger.ErrConflict) && i < maxTxnRetries {
-			continue
-		}
-		if errors.Is(err, ErrNoChange) {
-			return nil
-		}
-		if err == nil {
-			s.commits.Add(1)
-			s.syncs.Add(1)
-		}
-		return err
-	}
+// update runs fn in a read-write transaction and commits it synced, possibly
+// together with concurrent updates (group commit), and returns once it is
+// durable. fn may run more than once (when a batch it shared is re-run), so
+// it must only depend on what it reads. Returning ErrNoChange writes
+// nothing.
+func (s *Store) update(fn func(txn *wtxn) error) error {
+	return s.submit(&write{fn: fn, done: make(chan error, 1)})
 }
 
-func getJSON(txn *badger.Txn, key string, v any) (bool, error) {
+// updateLater queues fn to be committed with the next batch of updates, or
+// on its own within riderDelay, and returns at once. For writes whose
+// durability may wait: losing them in a crash must be harmless.
+func (s *Store) updateLater(fn func(txn *wtxn) error) {
+	_ = s.submit(&write{fn: fn, done: make(chan error, 1), later: true})
+}
+
+func getJSON(txn reader, key string, v any) (bool, error) {
 	item, err := txn.Get([]byte(key))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return false, nil
@@ -119,7 +122,7 @@ func getJSON(txn *badger.Txn, key string, v any) (bool, error) {
 	return true, item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
 }
 
-func setJSON(txn *badger.Txn, key string, v any) error {
+func setJSON(txn *wtxn, key string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -127,7 +130,7 @@ func setJSON(txn *badger.Txn, key string, v any) error {
 	return txn.Set([]byte(key), b)
 }
 
-func scanJSON[T any](txn *badger.Txn, prefix string) ([]T, error) {
+func scanJSON[T any](txn reader, prefix string) ([]T, error) {
 	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte(prefix)})
 	defer it.Close()
 	var out []T
@@ -156,7 +159,7 @@ func (s *Store) Routes() (Routes, error) {
 // (on write conflicts), so it must only depend on its argument.
 func (s *Store) UpdateRoutes(fn func(*Routes) error) (Routes, error) {
 	var out Routes
-	err := s.update(func(txn *badger.Txn) error {
+	err := s.update(func(txn *wtxn) error {
 		var r Routes
 		if _, err := getJSON(txn, keyRoutes, &r); err != nil {
 			return err
@@ -198,7 +201,7 @@ func (s *Store) Nodes() ([]Node, error) {
 // when absent; exists says which) and stores the result, or deletes the record
 // when fn returns keep=false. fn may run more than once.
 func (s *Store) UpdateNode(name string, fn func(n *Node, exists bool) (keep bool, err error)) error {
-	return s.update(func(txn *badger.Txn) error {
+	return s.update(func(txn *wtxn) error {
 		n := Node{Name: name}
 		exists, err := getJSON(txn, prefixNode+name, &n)
 		if err != nil {
@@ -221,7 +224,7 @@ func (s *Store) UpdateNode(name string, fn func(n *Node, exists bool) (keep bool
 // ReplaceNodes swaps the whole set of registered nodes in one transaction, so
 // a crash leaves either the old set or the new one.
 func (s *Store) ReplaceNodes(nodes []Node) error {
-	return s.update(func(txn *badger.Txn) error {
+	return s.update(func(txn *wtxn) error {
 		old, err := scanJSON[Node](txn, prefixNode)
 		if err != nil {
 			return err
@@ -303,7 +306,7 @@ func (s *Store) HasDatabase(db string) (bool, error) {
 // PutTables records tables as held here; existing ones keep their creation time.
 // It reports which of them were new.
 func (s *Store) PutTables(tables []Table) (created []TableKey, err error) {
-	err = s.update(func(txn *badger.Txn) error {
+	err = s.update(func(txn *wtxn) error {
 		created = created[:0]
 		for _, t := range tables {
 			_, err := txn.Get([]byte(tableKey(t.TableKey)))
@@ -353,13 +356,13 @@ func (s *Store) SetMeta(key, value string) error {
 	if strings.ContainsRune(key, '/') {
 		return fmt.Errorf("meta key %q must not contain '/'", key)
 	}
-	return s.update(func(txn *badger.Txn) error { return txn.Set([]byte(prefixMeta+key), []byte(value)) })
+	return s.update(func(txn *wtxn) error { return txn.Set([]byte(prefixMeta+key), []byte(value)) })
 }
 
 // SeedRoutes stores routes only if the store has never been seeded, and marks
 // it seeded, so config-file routes count on first start only.
 func (s *Store) SeedRoutes(r Routes) (seeded bool, err error) {
-	err = s.update(func(txn *badger.Txn) error {
+	err = s.update(func(txn *wtxn) error {
 		seeded = false
 		if _, err := txn.Get([]byte(prefixMeta + "seeded")); err == nil {
 			return ErrNoChange

@@ -15,12 +15,14 @@ const (
 // Tx is a read-write transaction over several kinds of desired state, for
 // changes that must land together (configure_cluster, a node record and its
 // pending notice).
-type Tx struct{ txn *badger.Txn }
+type Tx struct{ txn *wtxn }
 
-// Update runs fn in one synced transaction, retrying on write conflicts (so
-// fn may run more than once). Returning ErrNoChange writes nothing.
+// Update runs fn in one synced transaction (shared with concurrent updates:
+// group commit) and returns once it is durable. fn may run more than once,
+// so it must only depend on what it reads. Returning ErrNoChange writes
+// nothing.
 func (s *Store) Update(fn func(tx *Tx) error) error {
-	return s.update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) })
+	return s.update(func(txn *wtxn) error { return fn(&Tx{txn: txn}) })
 }
 
 // Node reads a node record.
@@ -70,8 +72,16 @@ func (s *Store) Notices() ([]Notice, error) {
 
 // DeleteNoticeIf drops the notice owed to peer if it is still the one given
 // (a newer add_node may have cancelled or replaced it meanwhile).
-func (s *Store) DeleteNoticeIf(n Notice) error {
-	return s.update(func(txn *badger.Txn) error {
+func (s *Store) DeleteNoticeIf(n Notice) error { return s.update(deleteNoticeIf(n)) }
+
+// DeleteNoticeLater is DeleteNoticeIf without waiting: the deletion rides
+// with the next synced write (or is committed within a few tens of
+// milliseconds). For a notice whose operation succeeded: should the deletion
+// be lost in a crash, the notice is delivered once more, which is harmless.
+func (s *Store) DeleteNoticeLater(n Notice) { s.updateLater(deleteNoticeIf(n)) }
+
+func deleteNoticeIf(n Notice) func(txn *wtxn) error {
+	return func(txn *wtxn) error {
 		var cur Notice
 		ok, err := getJSON(txn, prefixNotice+n.Peer, &cur)
 		if err != nil {
@@ -81,7 +91,7 @@ func (s *Store) DeleteNoticeIf(n Notice) error {
 			return ErrNoChange
 		}
 		return txn.Delete([]byte(prefixNotice + n.Peer))
-	})
+	}
 }
 
 func appliedKey(peer string, k TableKey) string {
@@ -101,5 +111,5 @@ func (s *Store) AppliedEpoch(peer string, k TableKey) (int64, error) {
 
 // SetAppliedEpoch records that peer's table was re-sourced for epoch.
 func (s *Store) SetAppliedEpoch(peer string, k TableKey, epoch int64) error {
-	return s.update(func(txn *badger.Txn) error { return setJSON(txn, appliedKey(peer, k), epoch) })
+	return s.update(func(txn *wtxn) error { return setJSON(txn, appliedKey(peer, k), epoch) })
 }
