@@ -132,12 +132,14 @@ func (r *runner) clusterdTrio() error {
 	}
 
 	// Mutations: set_node_replication of a's subscription with b, each
-	// client on its own table. The subscription's flags do not change, so
-	// every request rewrites the records on both nodes (two synced writes)
-	// while the replication plan stays the same: the figures are the
-	// operation's, not source churn's.
+	// client on its own table, flipping its publish flag every time: every
+	// request is a real change of both nodes' records (and of b's sources,
+	// which b's replication worker converges meanwhile).
+	flips := make([]bool, max(clients, 1))
 	mutate := func(i int) *nats.Msg {
-		body, _ := json.Marshal(map[string]any{"node_name": "b", "subscriptions": []any{sub(tables[i])}})
+		flips[i] = !flips[i]
+		body, _ := json.Marshal(map[string]any{"node_name": "b", "subscriptions": []any{
+			map[string]any{"table": tables[i], "subscribe": true, "publish": flips[i]}}})
 		return opMsg(a.tok, "set_node_replication", body)
 	}
 	res, err := requestLoad(conns[:1], mutate, r.sz.warm, 0, r.sz.mutateCount, replyOK)
