@@ -269,7 +269,10 @@ func (o *Ops) linkPeer(ctx context.Context, op, peer string, subs []storage.Subs
 			return nil, nil, peerError(op, peer, res.err)
 		}
 		o.Bus.Publish(events.NodesChanged)
-		go func() { _ = o.Store.DeleteNoticeIf(notice) }()
+		// Both sides hold it now: the notice may go, without a sync of its
+		// own (it rides with the next write; if a crash loses it, the peer
+		// is re-synced to what it already has).
+		o.Store.DeleteNoticeLater(notice)
 		return subs, nil, nil
 	}
 
@@ -279,7 +282,7 @@ func (o *Ops) linkPeer(ctx context.Context, op, peer string, subs []storage.Subs
 	var rep peerSetReply
 	if err := o.Peers.Call(ctx, peer, callNodeSet, req, &rep); err != nil {
 		if !errors.Is(err, events.ErrNoResponse) {
-			_ = o.Store.DeleteNoticeIf(notice)
+			o.Store.DeleteNoticeLater(notice)
 		}
 		return nil, nil, peerError(op, peer, err)
 	}
@@ -292,7 +295,8 @@ func (o *Ops) linkPeer(ctx context.Context, op, peer string, subs []storage.Subs
 		}
 	}
 	if len(added) == 0 && mode != modeReplace {
-		return added, skipped, o.Store.DeleteNoticeIf(notice)
+		o.Store.DeleteNoticeLater(notice)
+		return added, skipped, nil
 	}
 	err = o.Store.Update(func(tx *storage.Tx) error {
 		if err := o.applyLink(tx, peer, added, have, mode, now); err != nil {
