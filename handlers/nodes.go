@@ -20,8 +20,9 @@ type Peers interface {
 
 // Inter-node calls.
 const (
-	callNodeSet    = "node_set"
-	callNodeRemove = "node_remove"
+	callNodeSet      = "node_set"
+	callNodeSetBatch = "node_set_batch"
+	callNodeRemove   = "node_remove"
 )
 
 // Modes of node_set.
@@ -42,6 +43,16 @@ type peerSetRequest struct {
 type peerSetReply struct {
 	Skipped      []storage.TableKey `json:"skipped"`
 	CalleeTables []storage.TableKey `json:"callee_tables"`
+}
+
+// peerSetBatch asks a peer to apply several node_set requests, in order, in
+// one transaction (concurrent update_node requests about the same peer).
+type peerSetBatch struct {
+	Requests []peerSetRequest `json:"requests"`
+}
+
+type peerSetBatchReply struct {
+	Replies []peerSetReply `json:"replies"`
 }
 
 // nodeLocks serializes operations about the same peer on this node, so two
@@ -160,6 +171,23 @@ func (o *Ops) setNode(ctx context.Context, op string, body []byte, mode string) 
 			return nil, err
 		}
 	}
+	subs := make([]storage.Subscription, len(req.Subscriptions))
+	for i, s := range req.Subscriptions {
+		subs[i] = s.toStorage()
+	}
+	if mode == modeUpdate {
+		// Tables are never dropped, so "all held" stays true once seen.
+		mine, err := o.heldTables(subs)
+		if err != nil {
+			return nil, fmt.Errorf("load tables: %w", err)
+		}
+		if len(mine) == len(subs) {
+			if err := o.queueLink(op, req.NodeName, subs); err != nil {
+				return nil, err
+			}
+			return UpdateNodeReply{Message: "Successfully updated '" + req.NodeName + "'", Updated: outs(subs), Skipped: outs(nil)}, nil
+		}
+	}
 	defer o.locks.lock(req.NodeName)()
 	if mode == modeAdd {
 		if _, ok, err := o.Store.Node(req.NodeName); err != nil {
@@ -167,10 +195,6 @@ func (o *Ops) setNode(ctx context.Context, op string, body []byte, mode string) 
 		} else if ok {
 			return nil, events.Errorf(400, "Node '%s' has already been added, perform update_node to proceed.", req.NodeName)
 		}
-	}
-	subs := make([]storage.Subscription, len(req.Subscriptions))
-	for i, s := range req.Subscriptions {
-		subs[i] = s.toStorage()
 	}
 	added, skipped, err := o.linkPeer(ctx, op, req.NodeName, subs, mode)
 	if err != nil {
@@ -228,54 +252,20 @@ func (o *Ops) linkPeer(ctx context.Context, op, peer string, subs []storage.Subs
 	for _, s := range subs {
 		allHeld = allHeld && have[s.Key()]
 	}
-	now := time.Now()
-	notice := storage.Notice{Peer: peer, Kind: "sync", At: now.UTC()}
-	req := peerSetRequest{Mode: mode, Subscriptions: mirrorAll(subs), CallerTables: mine}
-
 	if allHeld {
-		type result struct {
-			rep peerSetReply
-			err error
+		if err := o.linkHeld(ctx, peer, mode, [][]storage.Subscription{subs}); err != nil {
+			var pf *peerFailure
+			if errors.As(err, &pf) {
+				return nil, nil, peerError(op, peer, pf.err)
+			}
+			return nil, nil, err
 		}
-		peerDone := make(chan result, 1)
-		go func() {
-			var r result
-			r.err = o.Peers.Call(ctx, peer, callNodeSet, req, &r.rep)
-			peerDone <- r
-		}()
-		var prev storage.Node
-		var prevExists bool
-		localErr := o.Store.Update(func(tx *storage.Tx) error {
-			var err error
-			if prev, prevExists, err = tx.Node(peer); err != nil {
-				return err
-			}
-			if err := tx.PutNotice(notice); err != nil {
-				return err
-			}
-			return o.applyLink(tx, peer, subs, have, mode, now)
-		})
-		res := <-peerDone
-		switch {
-		case localErr != nil:
-			if res.err == nil {
-				o.owe(peer) // the peer has it, we do not: re-sync it to our view
-			}
-			return nil, nil, fmt.Errorf("record node %s: %w", peer, localErr)
-		case res.err != nil:
-			if err := o.revertLink(peer, prev, prevExists, notice, errors.Is(res.err, events.ErrNoResponse)); err != nil {
-				return nil, nil, fmt.Errorf("put back node %s after a failed call (%v): %w", peer, res.err, err)
-			}
-			return nil, nil, peerError(op, peer, res.err)
-		}
-		o.Bus.Publish(events.NodesChanged)
-		// Both sides hold it now: the notice may go, without a sync of its
-		// own (it rides with the next write; if a crash loses it, the peer
-		// is re-synced to what it already has).
-		o.Store.DeleteNoticeLater(notice)
 		return subs, nil, nil
 	}
 
+	now := time.Now()
+	notice := storage.Notice{Peer: peer, Kind: "sync", At: now.UTC()}
+	req := peerSetRequest{Mode: mode, Subscriptions: mirrorAll(subs), CallerTables: mine}
 	if err := o.Store.Update(func(tx *storage.Tx) error { return tx.PutNotice(notice) }); err != nil {
 		return nil, nil, fmt.Errorf("record intent for node %s: %w", peer, err)
 	}
@@ -310,6 +300,160 @@ func (o *Ops) linkPeer(ctx context.Context, op, peer string, subs []storage.Subs
 	o.Bus.Publish(events.NodesChanged)
 	o.Bus.Publish(events.TablesChanged)
 	return added, skipped, nil
+}
+
+// peerFailure is a failed call to the peer, for the caller to phrase with
+// its operation's name.
+type peerFailure struct{ err error }
+
+func (e *peerFailure) Error() string { return e.err.Error() }
+
+// linkHeld records one or more requests' subscriptions with a peer on both
+// nodes, in order, when every table is held here (so nothing can be
+// skipped): the "sync" notice and the records are written in one local
+// transaction while the peer writes its side, the two commits overlapping.
+// A local failure after the peer applied leaves a notice that re-syncs the
+// peer to our view; a peer failure puts our record back as it was.
+func (o *Ops) linkHeld(ctx context.Context, peer, mode string, batches [][]storage.Subscription) error {
+	now := time.Now()
+	notice := storage.Notice{Peer: peer, Kind: "sync", At: now.UTC()}
+	reqs := make([]peerSetRequest, len(batches))
+	have := map[storage.TableKey]bool{}
+	for i, subs := range batches {
+		keys := make([]storage.TableKey, len(subs))
+		for j, s := range subs {
+			keys[j] = s.Key()
+			have[s.Key()] = true
+		}
+		reqs[i] = peerSetRequest{Mode: mode, Subscriptions: mirrorAll(subs), CallerTables: keys}
+	}
+	peerDone := make(chan error, 1)
+	go func() {
+		if len(reqs) == 1 {
+			var rep peerSetReply
+			peerDone <- o.Peers.Call(ctx, peer, callNodeSet, reqs[0], &rep)
+			return
+		}
+		var rep peerSetBatchReply
+		peerDone <- o.Peers.Call(ctx, peer, callNodeSetBatch, peerSetBatch{Requests: reqs}, &rep)
+	}()
+	var prev storage.Node
+	var prevExists bool
+	localErr := o.Store.Update(func(tx *storage.Tx) error {
+		var err error
+		if prev, prevExists, err = tx.Node(peer); err != nil {
+			return err
+		}
+		if err := tx.PutNotice(notice); err != nil {
+			return err
+		}
+		for _, subs := range batches {
+			if err := o.applyLink(tx, peer, subs, have, mode, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	peerErr := <-peerDone
+	switch {
+	case localErr != nil:
+		if peerErr == nil {
+			o.owe(peer) // the peer has it, we do not: re-sync it to our view
+		}
+		return fmt.Errorf("record node %s: %w", peer, localErr)
+	case peerErr != nil:
+		if err := o.revertLink(peer, prev, prevExists, notice, errors.Is(peerErr, events.ErrNoResponse)); err != nil {
+			return fmt.Errorf("put back node %s after a failed call (%v): %w", peer, peerErr, err)
+		}
+		return &peerFailure{peerErr}
+	}
+	o.Bus.Publish(events.NodesChanged)
+	// Both sides hold it now: the notice may go, without a sync of its own
+	// (it rides with the next write; if a crash loses it, the peer is
+	// re-synced to what it already has).
+	o.Store.DeleteNoticeLater(notice)
+	return nil
+}
+
+// Batching. Operations about one peer are serialized (nodeLocks), so
+// concurrent update_node requests for the same peer would each wait for the
+// previous one's peer round trip and both nodes' synced writes. Instead,
+// requests whose tables are all held here queue per peer; one runner takes
+// everything queued, records it with one peer call and one local
+// transaction (applied in arrival order on both nodes, as if one after the
+// other), answers each request, and goes on with what queued meanwhile.
+
+// maxLinkBatch bounds the requests one peer call carries.
+const maxLinkBatch = 256
+
+type linkReq struct {
+	op   string
+	subs []storage.Subscription
+	done chan error
+}
+
+type linkQueue struct {
+	pending []*linkReq
+	running bool
+}
+
+type linkQueues struct {
+	mu sync.Mutex
+	q  map[string]*linkQueue
+}
+
+// queueLink records subs (all tables held here) with peer in update mode,
+// batched with concurrent requests about the same peer, and returns once
+// both nodes hold them.
+func (o *Ops) queueLink(op, peer string, subs []storage.Subscription) error {
+	r := &linkReq{op: op, subs: subs, done: make(chan error, 1)}
+	o.links.mu.Lock()
+	if o.links.q == nil {
+		o.links.q = map[string]*linkQueue{}
+	}
+	q := o.links.q[peer]
+	if q == nil {
+		q = &linkQueue{}
+		o.links.q[peer] = q
+	}
+	q.pending = append(q.pending, r)
+	if !q.running {
+		q.running = true
+		go o.runLinks(peer, q)
+	}
+	o.links.mu.Unlock()
+	return <-r.done
+}
+
+func (o *Ops) runLinks(peer string, q *linkQueue) {
+	for {
+		o.links.mu.Lock()
+		n := min(len(q.pending), maxLinkBatch)
+		batch := q.pending[:n:n]
+		q.pending = q.pending[n:]
+		if n == 0 {
+			q.running = false
+			delete(o.links.q, peer)
+			o.links.mu.Unlock()
+			return
+		}
+		o.links.mu.Unlock()
+		subs := make([][]storage.Subscription, n)
+		for i, r := range batch {
+			subs[i] = r.subs
+		}
+		unlock := o.locks.lock(peer)
+		err := o.linkHeld(context.Background(), peer, modeUpdate, subs)
+		unlock()
+		for _, r := range batch {
+			e := err
+			var pf *peerFailure
+			if errors.As(err, &pf) {
+				e = peerError(r.op, peer, pf.err)
+			}
+			r.done <- e
+		}
+	}
 }
 
 // applyLink writes the peer's record with subs applied, creating the tables
@@ -363,44 +507,83 @@ func keySet(keys []storage.TableKey) map[storage.TableKey]bool {
 // PeerSet is the peer side of add/update/configure: record the caller with
 // the mirrored subscriptions, creating tables the caller holds and we do not.
 func (o *Ops) PeerSet(ctx context.Context, from string, body []byte) (any, error) {
-	if !o.ClusteringEnabled {
-		return nil, errors.New("Clustering must be enabled to perform this operation.")
-	}
 	var req peerSetRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, fmt.Errorf("bad node_set request: %w", err)
+	}
+	reps, err := o.peerSetAll(from, []peerSetRequest{req})
+	if err != nil {
+		return nil, err
+	}
+	return reps[0], nil
+}
+
+// PeerSetBatch applies several node_set requests from one caller, in order,
+// in one transaction.
+func (o *Ops) PeerSetBatch(ctx context.Context, from string, body []byte) (any, error) {
+	var req peerSetBatch
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, fmt.Errorf("bad node_set_batch request: %w", err)
+	}
+	reps, err := o.peerSetAll(from, req.Requests)
+	if err != nil {
+		return nil, err
+	}
+	return peerSetBatchReply{Replies: reps}, nil
+}
+
+func (o *Ops) peerSetAll(from string, reqs []peerSetRequest) ([]peerSetReply, error) {
+	if !o.ClusteringEnabled {
+		return nil, errors.New("Clustering must be enabled to perform this operation.")
 	}
 	if from == o.NodeName {
 		return nil, errors.New("a node cannot add itself")
 	}
 	defer o.locks.lock(from)()
-	theirs := keySet(req.CallerTables)
-	mineList, err := o.heldTables(req.Subscriptions)
+	var all []storage.Subscription
+	for _, r := range reqs {
+		all = append(all, r.Subscriptions...)
+	}
+	heldList, err := o.heldTables(all)
 	if err != nil {
 		return nil, err
 	}
-	mine := keySet(mineList)
-	rep := peerSetReply{CalleeTables: mineList, Skipped: []storage.TableKey{}}
-	var kept []storage.Subscription
-	for _, s := range req.Subscriptions {
-		if !mine[s.Key()] && !theirs[s.Key()] {
-			rep.Skipped = append(rep.Skipped, s.Key())
+	held := keySet(heldList) // held before this call
+	mine := keySet(heldList) // held once the requests so far are applied
+	type step struct {
+		kept    []storage.Subscription
+		replace bool
+	}
+	var steps []step
+	reps := make([]peerSetReply, len(reqs))
+	for i, r := range reqs {
+		theirs := keySet(r.CallerTables)
+		rep := peerSetReply{CalleeTables: []storage.TableKey{}, Skipped: []storage.TableKey{}}
+		var kept []storage.Subscription
+		for _, s := range r.Subscriptions {
+			if mine[s.Key()] {
+				rep.CalleeTables = append(rep.CalleeTables, s.Key())
+			}
+			if !mine[s.Key()] && !theirs[s.Key()] {
+				rep.Skipped = append(rep.Skipped, s.Key())
+				continue
+			}
+			kept = append(kept, s)
+		}
+		reps[i] = rep
+		if len(kept) == 0 && r.Mode != modeReplace {
 			continue
 		}
-		kept = append(kept, s)
+		for _, s := range kept {
+			mine[s.Key()] = true
+		}
+		steps = append(steps, step{kept: kept, replace: r.Mode != modeUpdate})
 	}
-	if len(kept) == 0 && req.Mode != modeReplace {
-		return rep, nil
+	if len(steps) == 0 {
+		return reps, nil
 	}
 	now := time.Now()
 	err = o.Store.Update(func(tx *storage.Tx) error {
-		for _, s := range kept {
-			if !mine[s.Key()] {
-				if _, err := tx.PutTable(storage.Table{TableKey: s.Key(), Created: now}); err != nil {
-					return err
-				}
-			}
-		}
 		n, exists, err := tx.Node(from)
 		if err != nil {
 			return err
@@ -408,7 +591,16 @@ func (o *Ops) PeerSet(ctx context.Context, from string, body []byte) (any, error
 		if !exists {
 			n.Added = now
 		}
-		n.Subscriptions = mergeSubscriptions(n.Subscriptions, kept, req.Mode != modeUpdate, now)
+		for _, st := range steps {
+			for _, s := range st.kept {
+				if !held[s.Key()] {
+					if _, err := tx.PutTable(storage.Table{TableKey: s.Key(), Created: now}); err != nil {
+						return err
+					}
+				}
+			}
+			n.Subscriptions = mergeSubscriptions(n.Subscriptions, st.kept, st.replace, now)
+		}
 		if err := tx.DeleteNotice(from); err != nil {
 			return err
 		}
@@ -419,7 +611,7 @@ func (o *Ops) PeerSet(ctx context.Context, from string, body []byte) (any, error
 	}
 	o.Bus.Publish(events.NodesChanged)
 	o.Bus.Publish(events.TablesChanged)
-	return rep, nil
+	return reps, nil
 }
 
 // PeerRemove is the peer side of remove_node: forget the caller.
@@ -533,8 +725,9 @@ func (o *Ops) owe(peer string) {
 // PeerHandlers returns the inter-node calls this node answers.
 func (o *Ops) PeerHandlers() map[string]events.PeerHandler {
 	return map[string]events.PeerHandler{
-		callNodeSet:    o.PeerSet,
-		callNodeRemove: o.PeerRemove,
+		callNodeSet:      o.PeerSet,
+		callNodeSetBatch: o.PeerSetBatch,
+		callNodeRemove:   o.PeerRemove,
 	}
 }
 

@@ -16,6 +16,7 @@ type Ops struct {
 	Txn               *topology.TxnStream
 
 	locks nodeLocks
+	links linkQueues
 }
 
 // Operations returns every operation this package serves, for the router.

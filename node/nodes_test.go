@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -422,5 +423,62 @@ func TestPartitionHealsWithoutLoss(t *testing.T) {
 		if p != fmt.Sprintf("x-%d", i) {
 			t.Fatalf("position %d holds %q", i, p)
 		}
+	}
+}
+
+// Concurrent update_node requests about one peer are recorded together
+// (one peer call, one local transaction per batch): every request is
+// answered, and both nodes end with mirror-image records, also when
+// requests race on the same table.
+func TestConcurrentUpdatesAboutOnePeerAgreeOnBothNodes(t *testing.T) {
+	nodes := mesh(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	const clients = 24
+	var tables []any
+	for i := 0; i < clients/2; i++ {
+		name := fmt.Sprintf("t%d", i)
+		for _, n := range nodes {
+			op(t, n, "create_table", map[string]any{"table": name}, 200)
+		}
+		tables = append(tables, sub(name, true, true))
+	}
+	op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": tables}, 200)
+	nc := nodetest.Connect(t, a)
+	tok := nodetest.SuperUser(t, a)
+	errs := make(chan string, clients*10)
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			// Two clients per table, flipping its flags in turn.
+			table := fmt.Sprintf("t%d", c/2)
+			for i := 0; i < 10; i++ {
+				r := nodetest.Request(t, nc, "ops.cluster.set_node_replication", tok, map[string]any{
+					"node_name": "b", "subscriptions": []any{sub(table, (c+i)%3 != 0, (c+i)%2 == 0)}})
+				if r.Status != 200 || r.JSON(t)["message"] != "Successfully updated 'b'" {
+					errs <- fmt.Sprintf("client %d request %d: %d %s", c, i, r.Status, r.Body)
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	for i := 0; i < clients/2; i++ {
+		table := fmt.Sprintf("t%d", i)
+		as, ap := flags(t, a, "b", table)
+		bs, bp := flags(t, b, "a", table)
+		if as != bp || ap != bs {
+			t.Errorf("%s: a has subscribe=%v publish=%v, b has subscribe=%v publish=%v (not mirror images)", table, as, ap, bs, bp)
+		}
+	}
+	if ra, _ := record(t, a, "b"); len(ra.Subscriptions) != clients/2 {
+		t.Errorf("a records %d subscriptions with b, want %d", len(ra.Subscriptions), clients/2)
+	}
+	if rb, _ := record(t, b, "a"); len(rb.Subscriptions) != clients/2 {
+		t.Errorf("b records %d subscriptions with a, want %d", len(rb.Subscriptions), clients/2)
 	}
 }
