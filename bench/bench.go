@@ -54,6 +54,7 @@ func (r *runner) steps() []step {
 	return []step{
 		{"echo", "floor: NATS echo", r.floorEcho},
 		{"badger", "floor: synced Badger write", r.floorBadger},
+		{"mesh-floor", "floor: echo across two nodes' servers", r.floorMeshEcho},
 		{"publish", "floor: JetStream publish", r.floorPublish},
 		{"source", "floor: bare JetStream source across a leafnode link", r.floorSource},
 		{"route-floor", "floor: bare route", r.floorRoute},

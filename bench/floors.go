@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -11,10 +12,12 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/storage"
+	"github.com/clusterd/clusterd/topology"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 )
 
 // floorEcho: request/reply through one embedded server, the responder
@@ -91,6 +94,28 @@ func (r *runner) floorBadger() error {
 		lat = append(lat, time.Since(t0))
 	}
 	r.set("floor.badger.sync_p50", us(pct(lat, 50)))
+
+	// Our write and the peer's side by side: two stores on the one disk.
+	db2, err := badger.Open(storage.BadgerOptions(filepath.Join(r.dir, "badger-floor-2")))
+	if err != nil {
+		return err
+	}
+	defer db2.Close()
+	pair := make([]time.Duration, 0, r.sz.syncWrites)
+	for i := 0; i < r.sz.syncWrites; i++ {
+		k := []byte("pair" + strconv.Itoa(i))
+		errc := make(chan error, 1)
+		t0 := time.Now()
+		go func() { errc <- db2.Update(func(txn *badger.Txn) error { return txn.Set(k, val) }) }()
+		err1 := db.Update(func(txn *badger.Txn) error { return txn.Set(k, val) })
+		err2 := <-errc
+		if err1 != nil || err2 != nil {
+			return errors.Join(err1, err2)
+		}
+		pair = append(pair, time.Since(t0))
+	}
+	r.set("floor.badger.sync2_p50", us(pct(pair, 50)))
+
 	var n atomic.Int64
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -118,10 +143,72 @@ func (r *runner) floorBadger() error {
 	default:
 	}
 	r.set("floor.badger.rate_64", float64(n.Load())/time.Since(t0).Seconds())
+	return nil
+}
+
+// floorMeshEcho: request/reply from one node's leaf server to another's,
+// through both hubs (leaf → hub → route → hub → leaf): the path of every
+// inter-node call, with clusterd's own server set-up and nothing else.
+func (r *runner) floorMeshEcho() error {
+	start := func(name string) (*topology.Servers, error) {
+		return topology.StartServers(topology.ServerOptions{NodeName: name, Host: "127.0.0.1", ClusterName: "floor",
+			User: "cluster_user", Password: benchPassword, StoreDir: filepath.Join(r.dir, "mesh-floor", name, "jetstream"), Log: zap.NewNop()})
+	}
+	a, err := start("fa")
+	if err != nil {
+		return err
+	}
+	defer a.Shutdown()
+	b, err := start("fb")
+	if err != nil {
+		return err
+	}
+	defer b.Shutdown()
+	if err := b.ApplyHubRoutes([]storage.Route{{Host: "127.0.0.1", Port: a.Ports().Cluster}}); err != nil {
+		return err
+	}
+	if err := waitFor(10*time.Second, time.Millisecond, "floor mesh", func() bool { return len(a.RoutedPeers()) == 1 && len(b.RoutedPeers()) == 1 }); err != nil {
+		return err
+	}
+	resp, err := b.InternalConn("responder")
+	if err != nil {
+		return err
+	}
+	defer resp.Close()
+	if _, err := resp.Subscribe("echo.fb", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+		return err
+	}
+	if err := resp.Flush(); err != nil {
+		return err
+	}
+	req, err := a.InternalConn("requester")
+	if err != nil {
+		return err
+	}
+	defer req.Close()
+	if err := waitFor(10*time.Second, 5*time.Millisecond, "responder reachable", func() bool {
+		_, err := req.Request("echo.fb", nil, 100*time.Millisecond)
+		return err == nil
+	}); err != nil {
+		return err
+	}
+	msg := func(int) *nats.Msg { return &nats.Msg{Subject: "echo.fb", Data: []byte(`{}`)} }
+	res, err := requestLoad([]*nats.Conn{req}, msg, r.sz.warm, 0, r.sz.reqCount, nil)
+	if err != nil {
+		return err
+	}
+	r.set("floor.mesh.p50", us(pct(res.lat, 50)))
+	var echo, sync2 *float64
 	for _, f := range r.report.Figures {
-		if f.ID == "floor.echo.p50" && f.Value != nil {
-			r.set("floor.mutate", *f.Value+us(pct(lat, 50)))
+		switch f.ID {
+		case "floor.echo.p50":
+			echo = f.Value
+		case "floor.badger.sync2_p50":
+			sync2 = f.Value
 		}
+	}
+	if echo != nil && sync2 != nil {
+		r.set("floor.mutate", *echo+us(pct(res.lat, 50))+*sync2)
 	}
 	return nil
 }
