@@ -217,6 +217,42 @@ type ReplicationReconciler struct {
 	// lost their consumers there and are recreated at once.
 	restartedMu sync.Mutex
 	restarted   map[string]bool
+	// settled is the desired state of the last pass that found nothing to
+	// change, and settledAt when that was: a pass woken again before
+	// recheckAfter with the same desired state has nothing to do, so it
+	// skips asking the server (stream info, ~25% of a busy node's CPU under
+	// a stream of operations that change nothing here). Drift is still
+	// caught by the periodic resync, which comes later than recheckAfter.
+	settled   map[string]map[storage.TableKey]wanted
+	settledAt time.Time
+}
+
+// recheckAfter is how long a settled pass vouches for the server's state.
+const recheckAfter = time.Second
+
+func sameWant(a, b map[string]map[storage.TableKey]wanted) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for peer, wa := range a {
+		wb, ok := b[peer]
+		if !ok || len(wa) != len(wb) {
+			return false
+		}
+		for k, x := range wa {
+			y, ok := wb[k]
+			if !ok || !x.Start.Equal(y.Start) || x.Epoch != y.Epoch || x.Resource != y.Resource {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (r *ReplicationReconciler) restartPending() bool {
+	r.restartedMu.Lock()
+	defer r.restartedMu.Unlock()
+	return len(r.restarted) > 0
 }
 
 // PeerRestarted asks the next pass to recreate every source from peer
@@ -445,6 +481,10 @@ func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if r.settled != nil && time.Since(r.settledAt) < recheckAfter && sameWant(want, r.settled) && !r.restartPending() {
+		return false, nil
+	}
+	r.settled = nil
 	info, err := r.Stream.Ensure(ctx)
 	if err != nil {
 		return false, err
@@ -465,6 +505,7 @@ func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 			return merged, err
 		}
 		r.observe(info, want, nil)
+		r.settled, r.settledAt = want, time.Now()
 		return false, nil
 	}
 	// Stop changed groups first, so the positions read next are final.
