@@ -59,7 +59,7 @@ func (r *runner) steps() []step {
 		{"source", "floor: bare JetStream source across a leafnode link", r.floorSource},
 		{"route-floor", "floor: bare route", r.floorRoute},
 		{"rss-floor", "floor: bare servers' memory", r.floorRSS},
-		{"trio", "clusterd: three nodes (replication, rejected requests, reads, cluster_status, mutations, subscriptions)", r.clusterdTrio},
+		{"trio", "clusterd: three nodes (replication, subscriptions, rejected requests, reads, cluster_status, mutations)", r.clusterdTrio},
 		{"routes", "clusterd: route convergence", r.clusterdRoutes},
 		{"procs", "clusterd: processes (memory, kill -9 restart)", r.clusterdProcs},
 		{"mesh", "clusterd: 5-node full mesh", r.clusterdMesh},
@@ -75,6 +75,7 @@ type sizes struct {
 	pubCount     int // sequential JetStream publishes
 	bulk         int // messages for throughput
 	startTrials  int // source start / subscription convergence trials
+	bigTrials    int // the same with streams holding the bulk
 	latSamples   int // steady replication latency samples
 	routeTrials  int
 	mutateCount  int // sequential mutating ops
@@ -92,11 +93,11 @@ type sizes struct {
 func sizesFor(quick bool) sizes {
 	if quick {
 		return sizes{warm: 50 * time.Millisecond, reqCount: 100, loadDur: 200 * time.Millisecond, syncWrites: 30,
-			pubCount: 100, bulk: 2000, startTrials: 2, latSamples: 20, routeTrials: 2, mutateCount: 20, statusCount: 20,
+			pubCount: 100, bulk: 2000, startTrials: 2, bigTrials: 1, latSamples: 20, routeTrials: 2, mutateCount: 20, statusCount: 20,
 			rejected: 5, tables: 20, settle: 300 * time.Millisecond, tableClients: 64, requestTimeout: 15 * time.Second}
 	}
 	return sizes{warm: 300 * time.Millisecond, reqCount: 3000, loadDur: 2 * time.Second, syncWrites: 500,
-		pubCount: 2000, bulk: 50000, startTrials: 11, latSamples: 300, routeTrials: 11, mutateCount: 300, statusCount: 300,
+		pubCount: 2000, bulk: 50000, startTrials: 11, bigTrials: 5, latSamples: 300, routeTrials: 11, mutateCount: 300, statusCount: 300,
 		rejected: 100, tables: 1000, settle: 2 * time.Second, tableClients: 64, requestTimeout: 2 * time.Second}
 }
 

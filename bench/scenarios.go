@@ -56,30 +56,24 @@ func (r *runner) clusterdTrio() error {
 	if _, err := a.op("add_node", map[string]any{"node_name": "c", "subscriptions": subs(tables[:1])}); err != nil {
 		return err
 	}
-
-	// Replication, first: it also proves the setup flows before the
-	// request loads run.
-	wLat, err := watch(ctx, b.js, topology.TxnStreamName, "txn.data.lat.a")
+	// Measure a settled cluster: every node sourcing from its peers.
+	err = waitFor(time.Minute, 5*time.Millisecond, "replication converged", func() bool {
+		for _, m := range []*member{a, b, c} {
+			for _, p := range m.n.Repl.Status() {
+				if !p.Converged || p.Sources == 0 {
+					return false
+				}
+			}
+			if len(m.n.Repl.Status()) == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	if err != nil {
 		return err
 	}
-	lats, err := trickle(ctx, a.js, "txn.data.lat.a", wLat, r.sz.latSamples)
-	wLat.stop()
-	if err != nil {
-		return fmt.Errorf("replication latency: %w", err)
-	}
-	r.set("repl.lat_p50", ms(pct(lats, 50)))
-	r.set("repl.lat_p99", ms(pct(lats, 99)))
-	t0 := time.Now()
-	if err := publishAll(ctx, a.nc, "txn.data.tput.a", r.sz.bulk, 1024, pubWindow); err != nil {
-		return err
-	}
-	published := time.Since(t0)
-	if err := waitHolds(ctx, 2*time.Minute, "bulk on b", b.js, map[string]uint64{"txn.data.tput.a": uint64(r.sz.bulk)}); err != nil {
-		return err
-	}
-	r.set("repl.rate", float64(r.sz.bulk)/time.Since(t0).Seconds(),
-		fmt.Sprintf("%d × 1 KiB published on a (%d in flight; publishing alone took %v), rate until all were in b's stream.", r.sz.bulk, pubWindow, published.Round(time.Millisecond)))
+	time.Sleep(r.sz.settle)
 
 	if err := r.rejected(a); err != nil {
 		return err
@@ -131,6 +125,47 @@ func (r *runner) clusterdTrio() error {
 		r.note("status.p99", "cluster_status is not an operation of this build (not merged yet).")
 	}
 
+	// Replication.
+	wLat, err := watch(ctx, b.js, topology.TxnStreamName, "txn.data.lat.a")
+	if err != nil {
+		return err
+	}
+	lats, err := trickle(ctx, a.js, "txn.data.lat.a", wLat, r.sz.latSamples)
+	wLat.stop()
+	if err != nil {
+		return fmt.Errorf("replication latency: %w", err)
+	}
+	r.set("repl.lat_p50", ms(pct(lats, 50)))
+	r.set("repl.lat_p99", ms(pct(lats, 99)))
+
+	// Subscription convergence while the streams are small.
+	toPeer, both, err := r.subscriptionTrials(ctx, a, b, "s", r.sz.startTrials)
+	if err != nil {
+		return err
+	}
+	r.set("sub.converge_p50", ms(pct(toPeer, 50)), fmt.Sprintf("%d trials: set_node_replication on a adds a new table to its subscriptions with b (a new source group on each node, as add_node makes); a transaction written on a right after the reply, until it is in b's stream. Streams hold a few hundred transactions.", len(toPeer)))
+	r.set("sub.converge_max", ms(pct(toPeer, 100)))
+	r.set("sub.converge_both_p50", ms(pct(both, 50)), "until transactions written on a and on b right after the reply have both reached the other node: two sources, each with its own 100–200 ms scheduling jitter.")
+	t0 := time.Now()
+	if err := publishAll(ctx, a.nc, "txn.data.tput.a", r.sz.bulk, 1024, pubWindow); err != nil {
+		return err
+	}
+	published := time.Since(t0)
+	if err := waitHolds(ctx, 2*time.Minute, "bulk on b", b.js, map[string]uint64{"txn.data.tput.a": uint64(r.sz.bulk)}); err != nil {
+		return err
+	}
+	rate := float64(r.sz.bulk) / time.Since(t0).Seconds()
+	r.set("repl.rate", rate,
+		fmt.Sprintf("%d × 1 KiB published on a (%d in flight; publishing took %v), rate until all were in b's stream.", r.sz.bulk, pubWindow, published.Round(time.Millisecond)))
+	r.set("repl.rate_bare", rate, "the same figure against bare servers doing the same on this machine: publish on x while y sources it.")
+
+	// Subscription convergence again, now that the streams hold the bulk.
+	toPeer, _, err = r.subscriptionTrials(ctx, a, b, "big", r.sz.bigTrials)
+	if err != nil {
+		return err
+	}
+	r.set("sub.converge_big_p50", ms(pct(toPeer, 50)), fmt.Sprintf("%d trials after %d transactions were stored on a and b: nats-server scans the stream backwards (loading every block) when a source is added, and a's look-up of b's start position waits for b's scan.", len(toPeer), r.sz.bulk))
+
 	// Mutations: set_node_replication of a's subscription with b, each
 	// client on its own table, flipping its publish flag every time: every
 	// request is a real change of both nodes' records (and of b's sources,
@@ -174,25 +209,31 @@ func (r *runner) clusterdTrio() error {
 				acks, syncsA, syncsB, float64(acks)/float64(max(syncsB, 1))))
 	}
 
-	// Subscription convergence: a new table's subscription, from the reply
-	// to a transaction written right after it reaching the other node, both
-	// ways (the later of the two counts).
-	var convs []time.Duration
-	for i := 0; i < r.sz.startTrials; i++ {
-		t := fmt.Sprintf("s%04d", i)
+	return nil
+}
+
+// subscriptionTrials adds n new tables (prefix0, prefix1, …) to a's
+// subscriptions with b, one at a time, and returns for each the time from
+// the set_node_replication reply until a transaction written on a right
+// after it is on the peer b (toPeer), and until transactions written on
+// each node have reached the other (both: the later of the two; each
+// direction is its own source, so this is the later of two start delays).
+func (r *runner) subscriptionTrials(ctx context.Context, a, b *member, prefix string, n int) (toPeer, both []time.Duration, err error) {
+	for i := 0; i < n; i++ {
+		t := fmt.Sprintf("%s%04d", prefix, i)
 		for _, m := range []*member{a, b} {
 			if _, err := m.op("create_table", map[string]any{"table": t}); err != nil {
-				return err
+				return nil, nil, err
 			}
 		}
 		onB, err := watch(ctx, b.js, topology.TxnStreamName, "txn.data."+t+".a")
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		onA, err := watch(ctx, a.js, topology.TxnStreamName, "txn.data."+t+".b")
 		if err != nil {
 			onB.stop()
-			return err
+			return nil, nil, err
 		}
 		_, err = a.op("set_node_replication", map[string]any{"node_name": "b", "subscriptions": []any{sub(t)}})
 		replied := time.Now()
@@ -212,17 +253,16 @@ func (r *runner) clusterdTrio() error {
 		onA.stop()
 		onB.stop()
 		if err != nil {
-			return fmt.Errorf("subscription %s: %w", t, err)
+			return nil, nil, fmt.Errorf("subscription %s: %w", t, err)
 		}
 		last := x.at
 		if y.at.After(last) {
 			last = y.at
 		}
-		convs = append(convs, last.Sub(replied))
+		toPeer = append(toPeer, x.at.Sub(replied))
+		both = append(both, last.Sub(replied))
 	}
-	r.set("sub.converge_p50", ms(pct(convs, 50)), fmt.Sprintf("%d trials: set_node_replication adds a new table to a's subscriptions with b (a new source group on both nodes, as add_node makes).", len(convs)))
-	r.set("sub.converge_max", ms(pct(convs, 100)))
-	return nil
+	return toPeer, both, nil
 }
 
 // rejected sends requests that must be refused (bad token, wrong role,
