@@ -318,12 +318,10 @@ func (o *Ops) linkHeld(ctx context.Context, peer, mode string, batches [][]stora
 	now := time.Now()
 	notice := storage.Notice{Peer: peer, Kind: "sync", At: now.UTC()}
 	reqs := make([]peerSetRequest, len(batches))
-	have := map[storage.TableKey]bool{}
 	for i, subs := range batches {
 		keys := make([]storage.TableKey, len(subs))
 		for j, s := range subs {
 			keys[j] = s.Key()
-			have[s.Key()] = true
 		}
 		reqs[i] = peerSetRequest{Mode: mode, Subscriptions: mirrorAll(subs), CallerTables: keys}
 	}
@@ -340,19 +338,22 @@ func (o *Ops) linkHeld(ctx context.Context, peer, mode string, batches [][]stora
 	var prev storage.Node
 	var prevExists bool
 	localErr := o.Store.Update(func(tx *storage.Tx) error {
-		var err error
-		if prev, prevExists, err = tx.Node(peer); err != nil {
+		n, exists, err := tx.Node(peer)
+		if err != nil {
 			return err
 		}
+		prev, prevExists = n, exists
 		if err := tx.PutNotice(notice); err != nil {
 			return err
 		}
-		for _, subs := range batches {
-			if err := o.applyLink(tx, peer, subs, have, mode, now); err != nil {
-				return err
-			}
+		// Every table is held: only the record changes, once for the batch.
+		if !exists {
+			n.Added = now
 		}
-		return nil
+		for _, subs := range batches {
+			n.Subscriptions = mergeSubscriptions(n.Subscriptions, subs, mode != modeUpdate, now)
+		}
+		return tx.PutNode(n)
 	})
 	peerErr := <-peerDone
 	switch {

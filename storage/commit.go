@@ -30,14 +30,55 @@ type reader interface {
 }
 
 // wtxn is the write transaction update functions see: Badger's, with their
-// writes counted.
+// writes counted, and the keys the transaction (shared by a batch) has
+// written so far.
 type wtxn struct {
 	*badger.Txn
 	writes int
+	*round
+	store *Store
 }
 
-func (w *wtxn) Set(k, v []byte) error { w.writes++; return w.Txn.Set(k, v) }
-func (w *wtxn) Delete(k []byte) error { w.writes++; return w.Txn.Delete(k) }
+// round is what the update functions sharing one transaction have written:
+// every key, and node records as values (nil: deleted), so reads of them
+// need no decoding and the cache learns them once committed.
+type round struct {
+	dirty map[string]bool
+	nodes map[string]*Node
+}
+
+func newRound() *round { return &round{dirty: map[string]bool{}, nodes: map[string]*Node{}} }
+
+// putNode writes a node record and remembers it decoded.
+func (w *wtxn) putNode(n Node) error {
+	if err := setJSON(w, prefixNode+n.Name, n); err != nil {
+		return err
+	}
+	c := n.clone()
+	w.nodes[prefixNode+n.Name] = &c
+	return nil
+}
+
+// deleteNode deletes a node record.
+func (w *wtxn) deleteNode(name string) error {
+	if err := w.Delete([]byte(prefixNode + name)); err != nil {
+		return err
+	}
+	w.nodes[prefixNode+name] = nil
+	return nil
+}
+
+func (w *wtxn) Set(k, v []byte) error {
+	w.writes++
+	w.dirty[string(k)] = true
+	return w.Txn.Set(k, v)
+}
+
+func (w *wtxn) Delete(k []byte) error {
+	w.writes++
+	w.dirty[string(k)] = true
+	return w.Txn.Delete(k)
+}
 
 // write is one update waiting for the committer.
 type write struct {
@@ -194,6 +235,7 @@ func (s *Store) commitRound(ws []*write, deferred []*write) (again, stillDeferre
 	}
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
+	rd := newRound()
 	type outcome struct {
 		w      *write
 		err    error
@@ -201,7 +243,7 @@ func (s *Store) commitRound(ws []*write, deferred []*write) (again, stillDeferre
 	}
 	var ran []outcome
 	for i, w := range ws {
-		wt := &wtxn{Txn: txn}
+		wt := &wtxn{Txn: txn, round: rd, store: s}
 		err := w.fn(wt)
 		if err != nil && wt.writes > 0 {
 			if len(ws) == 1 {
@@ -230,6 +272,7 @@ func (s *Store) commitRound(ws []*write, deferred []*write) (again, stillDeferre
 		}
 		if cerr == nil {
 			s.syncs.Add(1)
+			s.learnNodes(rd.nodes)
 		}
 	}
 	for _, o := range ran {

@@ -35,6 +35,7 @@ type Store struct {
 	commits atomic.Int64
 	syncs   atomic.Int64
 	c       *committer
+	nodes   nodeCache
 }
 
 // BadgerOptions are the options the store opens Badger with; the benchmark's
@@ -179,7 +180,7 @@ func (s *Store) Node(name string) (Node, bool, error) {
 	var ok bool
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		ok, err = getJSON(txn, prefixNode+name, &n)
+		n, ok, err = s.getNode(txn, nil, prefixNode+name)
 		return err
 	})
 	return n, ok, err
@@ -189,9 +190,16 @@ func (s *Store) Node(name string) (Node, bool, error) {
 func (s *Store) Nodes() ([]Node, error) {
 	var out []Node
 	err := s.db.View(func(txn *badger.Txn) error {
-		var err error
-		out, err = scanJSON[Node](txn, prefixNode)
-		return err
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixNode)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n, err := s.decodeNode(it.Item())
+			if err != nil {
+				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
+			}
+			out = append(out, n)
+		}
+		return nil
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, err
@@ -202,10 +210,12 @@ func (s *Store) Nodes() ([]Node, error) {
 // when fn returns keep=false. fn may run more than once.
 func (s *Store) UpdateNode(name string, fn func(n *Node, exists bool) (keep bool, err error)) error {
 	return s.update(func(txn *wtxn) error {
-		n := Node{Name: name}
-		exists, err := getJSON(txn, prefixNode+name, &n)
+		n, exists, err := s.getNode(txn, txn.round, prefixNode+name)
 		if err != nil {
 			return err
+		}
+		if !exists {
+			n = Node{Name: name}
 		}
 		keep, err := fn(&n, exists)
 		if err != nil {
@@ -215,9 +225,9 @@ func (s *Store) UpdateNode(name string, fn func(n *Node, exists bool) (keep bool
 			if !exists {
 				return nil
 			}
-			return txn.Delete([]byte(prefixNode + name))
+			return txn.deleteNode(name)
 		}
-		return setJSON(txn, prefixNode+name, n)
+		return txn.putNode(n)
 	})
 }
 
@@ -230,12 +240,12 @@ func (s *Store) ReplaceNodes(nodes []Node) error {
 			return err
 		}
 		for _, n := range old {
-			if err := txn.Delete([]byte(prefixNode + n.Name)); err != nil {
+			if err := txn.deleteNode(n.Name); err != nil {
 				return err
 			}
 		}
 		for _, n := range nodes {
-			if err := setJSON(txn, prefixNode+n.Name, n); err != nil {
+			if err := txn.putNode(n); err != nil {
 				return err
 			}
 		}

@@ -25,10 +25,12 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	return s.update(func(txn *wtxn) error { return fn(&Tx{txn: txn}) })
 }
 
-// Node reads a node record.
+// Node reads a node record (a zero record with the name when absent).
 func (t *Tx) Node(name string) (Node, bool, error) {
-	n := Node{Name: name}
-	ok, err := getJSON(t.txn, prefixNode+name, &n)
+	n, ok, err := t.txn.store.getNode(t.txn, t.txn.round, prefixNode+name)
+	if !ok {
+		n = Node{Name: name}
+	}
 	return n, ok, err
 }
 
@@ -36,10 +38,10 @@ func (t *Tx) Node(name string) (Node, bool, error) {
 func (t *Tx) Nodes() ([]Node, error) { return scanJSON[Node](t.txn, prefixNode) }
 
 // PutNode writes a node record.
-func (t *Tx) PutNode(n Node) error { return setJSON(t.txn, prefixNode+n.Name, n) }
+func (t *Tx) PutNode(n Node) error { return t.txn.putNode(n) }
 
 // DeleteNode deletes a node record.
-func (t *Tx) DeleteNode(name string) error { return t.txn.Delete([]byte(prefixNode + name)) }
+func (t *Tx) DeleteNode(name string) error { return t.txn.deleteNode(name) }
 
 // PutNotice records a notice owed to a peer (replacing an older one).
 func (t *Tx) PutNotice(n Notice) error { return setJSON(t.txn, prefixNotice+n.Peer, n) }
