@@ -211,27 +211,17 @@ func (t *TxnStream) Describe(ctx context.Context, tables []storage.TableKey) (ma
 // source's start time forward to the local stream's last message time when
 // the stream already holds messages, which would skip the peer's
 // transactions written before our own latest one.
+//
+// "None yet" takes two requests (look up by time, then the last sequence),
+// and the peer may write in between; so the lookup by time is repeated after
+// the last sequence is known: a transaction written meanwhile is found by it,
+// and if none is, every sequence up to the one read is older than t.
 func (t *TxnStream) PeerSeqAt(ctx context.Context, peer string, at time.Time) (uint64, error) {
+	seq, found, err := t.peerSeqByTime(ctx, peer, at)
+	if err != nil || found {
+		return seq, err
+	}
 	api := apiPrefix(peer)
-	req, _ := json.Marshal(map[string]any{"start_time": at.UTC(), "next_by_subj": "txn.*.*." + peer})
-	var got struct {
-		Error   *jetstream.APIError `json:"error"`
-		Message *struct {
-			Seq uint64 `json:"seq"`
-		} `json:"message"`
-	}
-	if err := t.apiRequest(ctx, api+".STREAM.MSG.GET."+TxnStreamName, req, &got); err != nil {
-		return 0, err
-	}
-	if got.Error == nil && got.Message != nil {
-		return got.Message.Seq, nil
-	}
-	if got.Error != nil && got.Error.ErrorCode != jetstream.JSErrCodeMessageNotFound {
-		if got.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound {
-			return 1, nil // the peer has written nothing yet
-		}
-		return 0, fmt.Errorf("peer %s: %s", peer, got.Error.Description)
-	}
 	var info struct {
 		Error *jetstream.APIError `json:"error"`
 		State struct {
@@ -242,9 +232,39 @@ func (t *TxnStream) PeerSeqAt(ctx context.Context, peer string, at time.Time) (u
 		return 0, err
 	}
 	if info.Error != nil {
+		if info.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound {
+			return 1, nil // the peer has written nothing yet
+		}
 		return 0, fmt.Errorf("peer %s: %s", peer, info.Error.Description)
 	}
+	if seq, found, err := t.peerSeqByTime(ctx, peer, at); err != nil || found {
+		return seq, err
+	}
 	return info.State.LastSeq + 1, nil
+}
+
+// peerSeqByTime looks up the first of peer's own transactions at or after at.
+func (t *TxnStream) peerSeqByTime(ctx context.Context, peer string, at time.Time) (seq uint64, found bool, err error) {
+	req, _ := json.Marshal(map[string]any{"start_time": at.UTC(), "next_by_subj": "txn.*.*." + peer})
+	var got struct {
+		Error   *jetstream.APIError `json:"error"`
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+	}
+	if err := t.apiRequest(ctx, apiPrefix(peer)+".STREAM.MSG.GET."+TxnStreamName, req, &got); err != nil {
+		return 0, false, err
+	}
+	switch {
+	case got.Error == nil && got.Message != nil:
+		return got.Message.Seq, true, nil
+	case got.Error == nil, got.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return 0, false, nil
+	case got.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound:
+		return 1, true, nil // the peer has written nothing yet
+	default:
+		return 0, false, fmt.Errorf("peer %s: %s", peer, got.Error.Description)
+	}
 }
 
 func (t *TxnStream) apiRequest(ctx context.Context, subject string, body []byte, out any) error {
