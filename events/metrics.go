@@ -1,6 +1,7 @@
 package events
 
 import (
+	"runtime"
 	"strconv"
 	"time"
 
@@ -49,8 +50,8 @@ func NewMetrics(version string) *Metrics {
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "clusterd_build_info", Help: "Build information; the value is always 1.",
-	}, []string{"version"})
-	build.WithLabelValues(version).Set(1)
+	}, []string{"version", "go_version"})
+	build.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(m.requests, m.requestDuration, m.ReconcileResults, m.ReconcileSeconds, m.QueueDepth, m.ReplicationLag, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

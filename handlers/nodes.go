@@ -408,6 +408,8 @@ func (o *Ops) PeerHandlers() map[string]events.PeerHandler {
 	return map[string]events.PeerHandler{
 		callNodeSet:    o.PeerSet,
 		callNodeRemove: o.PeerRemove,
+		callStatus:     o.PeerStatus,
+		callNetwork:    o.PeerNetwork,
 	}
 }
 

@@ -279,3 +279,39 @@ func (t *TxnStream) apiRequest(ctx context.Context, subject string, body []byte,
 	}
 	return json.Unmarshal(m.Data, out)
 }
+
+// Pending counts the messages of subject this node's stream holds from
+// stream sequence next on, or, when next is 0, from time since on. It asks
+// for one message of a batched direct get, whose Nats-Num-Pending header
+// counts the matching messages after it: exact, whatever the stream's size,
+// and without creating a consumer.
+func (t *TxnStream) Pending(ctx context.Context, subject string, next uint64, since time.Time) (uint64, error) {
+	req := map[string]any{"next_by_subj": subject, "batch": 1}
+	if next > 0 {
+		req["seq"] = next
+	} else {
+		req["start_time"] = since.UTC()
+	}
+	body, _ := json.Marshal(req)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	m, err := t.NC.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+TxnStreamName, body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return 0, nil // no stream yet: it holds nothing
+	}
+	if err != nil {
+		return 0, fmt.Errorf("count pending %s: %w", subject, err)
+	}
+	switch status := m.Header.Get("Status"); status {
+	case "":
+	case "404", "204":
+		return 0, nil
+	default:
+		return 0, fmt.Errorf("count pending %s: %s %s", subject, status, m.Header.Get("Description"))
+	}
+	np, err := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("count pending %s: no Nats-Num-Pending in the reply (nats-server older than 2.11?)", subject)
+	}
+	return np + 1, nil
+}

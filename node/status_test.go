@@ -1,0 +1,218 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/clusterd/clusterd/handlers"
+	"github.com/clusterd/clusterd/node"
+	"github.com/clusterd/clusterd/node/nodetest"
+	"github.com/clusterd/clusterd/storage"
+	"github.com/nats-io/nats.go"
+)
+
+// clusterStatus runs cluster_status on n and decodes the reply.
+func clusterStatus(t *testing.T, n *node.Node) handlers.ClusterStatusReply {
+	t.Helper()
+	r := nodetest.Op(t, n, "cluster_status", "{}")
+	if r.Status != 200 {
+		t.Fatalf("cluster_status on %s: %d %s", n.Name(), r.Status, r.Body)
+	}
+	var out handlers.ClusterStatusReply
+	if err := json.Unmarshal(r.Body, &out); err != nil {
+		t.Fatalf("cluster_status reply: %v: %s", err, r.Body)
+	}
+	return out
+}
+
+func connection(t *testing.T, st handlers.ClusterStatusReply, name string) handlers.ConnectionStatus {
+	t.Helper()
+	for _, c := range st.Connections {
+		if c.NodeName == name {
+			return c
+		}
+	}
+	t.Fatalf("no connection %q in %+v", name, st.Connections)
+	return handlers.ConnectionStatus{}
+}
+
+// registerFake records a peer that exists only as a subscriber on its
+// inter-node subject, made through n's internal connection (the only kind
+// allowed on _clusterd.>): answer is called with each status request and
+// returns the reply body, or nil to stay silent.
+func registerFake(t *testing.T, n *node.Node, name string, answer func(m *nats.Msg) []byte) {
+	t.Helper()
+	err := n.Store.Update(func(tx *storage.Tx) error {
+		return tx.PutNode(storage.Node{Name: name, Added: time.Now(), Subscriptions: []storage.Subscription{
+			{Database: "data", Table: "dog", Subscribe: false, Publish: true},
+		}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := n.Servers.InternalConn("fake-" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := nc.Subscribe("_clusterd.node."+name+".status", func(m *nats.Msg) {
+		if b := answer(m); b != nil {
+			_ = m.Respond(b)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var uptimeForm = regexp.MustCompile(`^(\d+y )?(\d+mo )?(\d+d )?(\d+h )?(\d+m )?\d+s$|^(\d+y )?(\d+mo )?(\d+d )?(\d+h )?\d+m$`)
+
+func TestClusterStatusReportsEachConnectionStatus(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	cfg := nodetest.Config(t, "a")
+	cfg.Clustering.RequestTimeout = timeout
+	a := nodetest.Start(t, cfg)
+	b := nodetest.StartNamed(t, "b")
+	c := nodetest.StartNamed(t, "c")
+	for _, n := range []*node.Node{b, c} {
+		if r := nodetest.Op(t, n, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{nodetest.ClusterRoute(a)}}); r.Status != 200 {
+			t.Fatalf("set routes: %s", r.Body)
+		}
+	}
+	nodetest.Eventually(t, 5*time.Second, "mesh", func() bool { return len(a.Servers.RoutedPeers()) == 2 })
+	for _, n := range []*node.Node{a, b, c} {
+		nodetest.Op(t, n, "create_table", map[string]any{"table": "dog"})
+	}
+	for _, peer := range []string{"b", "c"} {
+		r := nodetest.Op(t, a, "add_node", map[string]any{"node_name": peer, "subscriptions": []any{
+			map[string]any{"table": "dog", "subscribe": true, "publish": true},
+		}})
+		if r.Status != 200 {
+			t.Fatalf("add_node %s: %s", peer, r.Body)
+		}
+	}
+	// c's process stops: nothing listens on its subject any more.
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Two peers that accept calls and never answer; they are asked in
+	// parallel, so together they cost one timeout.
+	registerFake(t, a, "slow1", func(*nats.Msg) []byte { return nil })
+	registerFake(t, a, "slow2", func(*nats.Msg) []byte { return nil })
+	// A peer that answers with an error.
+	registerFake(t, a, "broken", func(*nats.Msg) []byte { return []byte(`{"node":"broken","error":"boom"}`) })
+
+	publish(t, b, "data", "dog", 7, "b")
+	nodetest.Eventually(t, 10*time.Second, "b's transactions on a", func() bool { return count(t, a, "txn.data.dog.b") == 7 })
+
+	var st handlers.ClusterStatusReply
+	nodetest.Eventually(t, 10*time.Second, "b's subscription converged with lag 0", func() bool {
+		st = clusterStatus(t, a)
+		cb := connection(t, st, "b")
+		return cb.Status == "open" && cb.Subscriptions[0].Converged && cb.Subscriptions[0].Lag != nil && *cb.Subscriptions[0].Lag == 0
+	})
+	start := time.Now()
+	st = clusterStatus(t, a)
+	took := time.Since(start)
+	if took > timeout+700*time.Millisecond {
+		t.Errorf("cluster_status took %v with two silent peers; the inter-node timeout is %v", took, timeout)
+	}
+	if took < timeout {
+		t.Errorf("cluster_status took %v, less than the timeout %v it must have waited for the silent peers", took, timeout)
+	}
+	if st.NodeName != "a" || !st.IsEnabled {
+		t.Errorf("node_name/is_enabled = %q/%v", st.NodeName, st.IsEnabled)
+	}
+	var names []string
+	for _, c := range st.Connections {
+		names = append(names, c.NodeName)
+	}
+	if want := []string{"b", "broken", "c", "slow1", "slow2"}; !equalStrings(names, want) {
+		t.Fatalf("connections = %v, want %v (sorted)", names, want)
+	}
+	for name, want := range map[string]string{"b": "open", "broken": "closed", "c": "NoResponders", "slow1": "Timeout", "slow2": "Timeout"} {
+		if got := connection(t, st, name).Status; got != want {
+			t.Errorf("%s: status %q, want %q", name, got, want)
+		}
+	}
+
+	cb := connection(t, st, "b")
+	if cb.Ports == nil || cb.Ports.Clustering != b.Servers.Ports().Cluster || cb.Ports.OperationsAPI != b.HTTPPort() {
+		t.Errorf("b ports = %+v, want clustering %d operations_api %d", cb.Ports, b.Servers.Ports().Cluster, b.HTTPPort())
+	}
+	if cb.LatencyMS == nil || *cb.LatencyMS <= 0 || *cb.LatencyMS > 1000 {
+		t.Errorf("b latency_ms = %v", cb.LatencyMS)
+	}
+	if !uptimeForm.MatchString(cb.Uptime) {
+		t.Errorf("b uptime = %q", cb.Uptime)
+	}
+	if si := cb.SystemInfo; si == nil || si.Version != node.Version || si.GoVersion != runtime.Version() || si.Platform != runtime.GOOS {
+		t.Errorf("b system_info = %+v", cb.SystemInfo)
+	}
+	if len(cb.Subscriptions) != 1 {
+		t.Fatalf("b subscriptions = %+v", cb.Subscriptions)
+	}
+	s := cb.Subscriptions[0]
+	if s.Database != "data" || s.Schema != "data" || s.Table != "dog" || !s.Subscribe || !s.Publish || s.StartTime == nil {
+		t.Errorf("b subscription = %+v", s)
+	}
+	if !s.Converged || s.LastError != "" || s.Lag == nil || *s.Lag != 0 {
+		t.Errorf("b replication state = converged %v, last_error %q, lag %v", s.Converged, s.LastError, s.Lag)
+	}
+
+	cc := connection(t, st, "c")
+	if cc.Ports != nil || cc.LatencyMS != nil || cc.Uptime != "" || cc.SystemInfo != nil {
+		t.Errorf("c is not listening but reports %+v", cc)
+	}
+	if len(cc.Subscriptions) != 1 || cc.Subscriptions[0].Lag != nil {
+		t.Errorf("c subscriptions = %+v: recorded subscription with unknown (null) lag wanted", cc.Subscriptions)
+	}
+	if got := connection(t, st, "broken").Error; got != "Error returned from remote node broken: boom" {
+		t.Errorf("broken error = %q", got)
+	}
+	// publish-only subscriptions have nothing to receive here.
+	if s := connection(t, st, "slow1").Subscriptions[0]; !s.Converged || s.Lag == nil || *s.Lag != 0 {
+		t.Errorf("publish-only subscription = %+v, want converged with lag 0", s)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestClusterStatusWithClusteringDisabled(t *testing.T) {
+	cfg := nodetest.Config(t, "solo")
+	cfg.Clustering.Enabled = false
+	n := nodetest.Start(t, cfg)
+	r := nodetest.Op(t, n, "cluster_status", "{}")
+	if r.Status != 200 || string(r.Body) != `{"node_name":"solo","is_enabled":false,"connections":[]}` {
+		t.Fatalf("cluster_status = %d %s", r.Status, r.Body)
+	}
+}
+
+func TestClusterStatusWithNoNodes(t *testing.T) {
+	n := nodetest.StartNamed(t, "lonely")
+	r := nodetest.Op(t, n, "cluster_status", "{}")
+	if r.Status != 200 || string(r.Body) != `{"node_name":"lonely","is_enabled":true,"connections":[]}` {
+		t.Fatalf("cluster_status = %d %s", r.Status, r.Body)
+	}
+	if r := nodetest.Op(t, n, "cluster_status", "[1]"); r.Status != 400 {
+		t.Fatalf("cluster_status with an array body = %d %s", r.Status, r.Body)
+	}
+}
+
+var _ = context.Background
