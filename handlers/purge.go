@@ -80,8 +80,8 @@ type PurgeStreamReply struct {
 // oldest beyond keep, those below seq, or only the filter subject), never
 // another table's and never on another node. Replication goes on: before
 // purging, the position received from each peer is recorded as an import
-// floor, so no source resumes from before it and purged transactions are
-// never imported again.
+// floor (see storage.RaiseImportFloor), so no source resumes from before it
+// and purged transactions are never imported again.
 func (o *Ops) PurgeStream(ctx context.Context, _ events.Caller, body []byte) (any, error) {
 	req, err := validatePurge(body)
 	if err != nil {

@@ -7,12 +7,15 @@ import (
 )
 
 // An import floor is the last of a peer's stream sequences for a table that
-// this node had received when it purged that table's transactions. JetStream
-// finds where a source resumes by reading the last message it imported, so a
-// purge that removed it would have the source (after a restart or a rebuild)
-// import the purged transactions again; the replication worker starts
-// sources after the floor instead. Floors only rise, and are cleared when a
-// subscription is re-sourced from a new start time.
+// this node had received when it purged that table's transactions. A source
+// resumes after the last message it imported: clusterd rebuilds a source
+// group from the stream's messages when a table joins or leaves it, and
+// JetStream rebuilds its own index of source positions from them when that
+// index is outdated (after a crash). A purge may have removed those
+// messages, so the replication worker starts sources after the floors
+// instead, and purged transactions are never imported again. Floors only
+// rise, and are cleared when a subscription is re-sourced from a new start
+// time.
 const prefixFloor = "floor/"
 
 // floor is a stored floor; the value names its peer and table, so the key
