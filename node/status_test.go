@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"runtime"
 	"testing"
@@ -215,4 +216,145 @@ func TestClusterStatusWithNoNodes(t *testing.T) {
 	}
 }
 
-var _ = context.Background
+// reconcilePasses counts n's reconcile passes of worker so far.
+func reconcilePasses(t *testing.T, n *node.Node, worker string) float64 {
+	t.Helper()
+	mfs, err := n.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "clusterd_reconcile_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "worker" && l.GetValue() == worker {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
+
+func dogLag(t *testing.T, n *node.Node, peer string) (status string, sub handlers.SubscriptionStatus) {
+	t.Helper()
+	c := connection(t, clusterStatus(t, n), peer)
+	for _, s := range c.Subscriptions {
+		if s.Table == "dog" {
+			return c.Status, s
+		}
+	}
+	t.Fatalf("no dog subscription with %s: %+v", peer, c)
+	return "", handlers.SubscriptionStatus{}
+}
+
+// While b's transactions cannot flow to a (its source is gone, until a's
+// replication worker notices the drift on its next resync), a's
+// cluster_status counts exactly the ones a has not received; once the
+// source is back, lag returns to 0 and each arrived once.
+func TestClusterStatusLagRisesWhileSourceIsDownAndReturnsToZero(t *testing.T) {
+	nodes := mesh(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	for _, n := range nodes {
+		nodetest.Op(t, n, "create_table", map[string]any{"table": "dog"})
+	}
+	if r := nodetest.Op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{
+		map[string]any{"table": "dog", "subscribe": true, "publish": false},
+	}}); r.Status != 200 {
+		t.Fatalf("add_node: %s", r.Body)
+	}
+	publish(t, b, "data", "dog", 5, "b")
+	nodetest.Eventually(t, 10*time.Second, "lag 0 with 5 received", func() bool {
+		_, s := dogLag(t, a, "b")
+		return count(t, a, "txn.data.dog.b") == 5 && s.Lag != nil && *s.Lag == 0 && s.Converged
+	})
+
+	stream, err := jsFor(t, a).Stream(context.Background(), "txn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Act right after a replication pass: the next periodic one is at least
+	// 1.8 s away, which leaves the source down while we look.
+	for attempt := 0; ; attempt++ {
+		passes := reconcilePasses(t, a, "replication")
+		nodetest.Eventually(t, 5*time.Second, "a replication pass", func() bool { return reconcilePasses(t, a, "replication") > passes })
+		start := time.Now()
+		info, err := stream.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := info.Config
+		cfg.Sources = nil
+		if _, err := jsFor(t, a).UpdateStream(context.Background(), cfg); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, b, "data", "dog", 10, fmt.Sprintf("late%d", attempt))
+		status, s := dogLag(t, a, "b")
+		if time.Since(start) > 1500*time.Millisecond {
+			if attempt < 3 {
+				continue // too slow to be sure the worker did not run meanwhile
+			}
+			t.Fatalf("could not look within 1.5 s of a replication pass")
+		}
+		if status != "open" || s.Lag == nil || *s.Lag != 10 {
+			t.Fatalf("status %s, lag %v while the source is down and b wrote 10, want 10", status, s.Lag)
+		}
+		if s.Converged {
+			t.Errorf("subscription reported converged without a source")
+		}
+		break
+	}
+	nodetest.Eventually(t, 10*time.Second, "lag back to 0", func() bool {
+		_, s := dogLag(t, a, "b")
+		return s.Lag != nil && *s.Lag == 0 && s.Converged
+	})
+	if got := count(t, a, "txn.data.dog.b"); got != 15 {
+		t.Fatalf("a holds %d of b's transactions, want 15 (each once)", got)
+	}
+}
+
+// During a partition the peer cannot be asked: its lag is unknown (null),
+// not a guess. After the heal every transaction written meanwhile arrives
+// and lag returns to 0.
+func TestClusterStatusAcrossAPartition(t *testing.T) {
+	nodes := mesh(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	for _, n := range nodes {
+		nodetest.Op(t, n, "create_table", map[string]any{"table": "dog"})
+	}
+	if r := nodetest.Op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{
+		map[string]any{"table": "dog", "subscribe": true, "publish": true},
+	}}); r.Status != 200 {
+		t.Fatalf("add_node: %s", r.Body)
+	}
+	publish(t, b, "data", "dog", 5, "b")
+	nodetest.Eventually(t, 10*time.Second, "5 received", func() bool { return count(t, a, "txn.data.dog.b") == 5 })
+
+	route := map[string]any{"routes": []any{nodetest.ClusterRoute(a)}}
+	if r := nodetest.Op(t, b, "cluster_delete_routes", route); r.Status != 200 {
+		t.Fatalf("delete route: %s", r.Body)
+	}
+	nodetest.Eventually(t, 5*time.Second, "partition", func() bool {
+		return len(a.Servers.RoutedPeers()) == 0 && len(b.Servers.RoutedPeers()) == 0
+	})
+	publish(t, b, "data", "dog", 10, "during")
+	status, s := dogLag(t, a, "b")
+	if status != "NoResponders" || s.Lag != nil {
+		t.Fatalf("during the partition: status %s lag %v, want NoResponders and null", status, s.Lag)
+	}
+
+	if r := nodetest.Op(t, b, "cluster_set_routes", map[string]any{"server": "hub", "routes": route["routes"]}); r.Status != 200 {
+		t.Fatalf("set route: %s", r.Body)
+	}
+	nodetest.Eventually(t, 20*time.Second, "caught up after the heal", func() bool {
+		status, s := dogLag(t, a, "b")
+		return status == "open" && s.Lag != nil && *s.Lag == 0 && count(t, a, "txn.data.dog.b") == 15
+	})
+	time.Sleep(200 * time.Millisecond)
+	if got := count(t, a, "txn.data.dog.b"); got != 15 {
+		t.Fatalf("a holds %d of b's transactions, want 15 (each once)", got)
+	}
+}
