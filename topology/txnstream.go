@@ -127,7 +127,30 @@ func (t *TxnStream) SetSources(ctx context.Context, sources []*jetstream.StreamS
 
 // LastImportedSeq returns the origin stream sequence of the last message of
 // subject this stream holds that arrived through a source (0 if none).
+//
+// It is one direct get: looking the stream up first would cost a stream
+// info, whose size grows with the number of sources, on every call.
 func (t *TxnStream) LastImportedSeq(ctx context.Context, subject string) (uint64, error) {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	m, err := t.NC.RequestWithContext(rctx, "$JS.API.DIRECT.GET."+TxnStreamName+"."+subject, nil)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return t.lastImportedSeqByLookup(ctx, subject) // no stream yet, or direct gets off
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read last message of %s: %w", subject, err)
+	}
+	switch status := m.Header.Get("Status"); status {
+	case "":
+		return sourceSeq(m.Header.Get("Nats-Stream-Source")), nil
+	case "404":
+		return 0, nil
+	default:
+		return 0, fmt.Errorf("read last message of %s: %s %s", subject, status, m.Header.Get("Description"))
+	}
+}
+
+func (t *TxnStream) lastImportedSeqByLookup(ctx context.Context, subject string) (uint64, error) {
 	s, err := t.JS.Stream(ctx, TxnStreamName)
 	if err != nil {
 		return 0, err
