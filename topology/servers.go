@@ -69,6 +69,19 @@ type Servers struct {
 	mu       sync.Mutex // serializes reloads; guards the option snapshots
 	hubOpts  *server.Options
 	leafOpts *server.Options
+
+	// varzMu serializes Varz calls: nats-server's Varz writes
+	// s.varzUpdateRouteURLs under a read lock, so two concurrent calls on a
+	// server after a route reload race (go test -race reports it).
+	varzMu sync.Mutex
+}
+
+// Varz returns srv's Varz (srv is s.Hub or s.Leaf). Use it instead of
+// calling srv.Varz directly, which is not safe for concurrent use.
+func (s *Servers) Varz(srv *server.Server) (*server.Varz, error) {
+	s.varzMu.Lock()
+	defer s.varzMu.Unlock()
+	return srv.Varz(nil)
 }
 
 func port(p int) int {
@@ -218,7 +231,7 @@ func (s *Servers) Ports() Ports {
 }
 
 func (s *Servers) hubLeafAddr() *net.TCPAddr {
-	v, _ := s.Hub.Varz(nil)
+	v, _ := s.Varz(s.Hub)
 	return &net.TCPAddr{IP: net.ParseIP(s.opts.Host), Port: v.LeafNode.Port}
 }
 
@@ -265,7 +278,7 @@ func (s *Servers) InternalConn(name string, extra ...nats.Option) (*nats.Conn, e
 
 // ObservedRoutes reads the routes the servers are configured with now.
 func (s *Servers) ObservedRoutes() (hub, leaf []storage.Route, err error) {
-	hv, err := s.Hub.Varz(nil)
+	hv, err := s.Varz(s.Hub)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -274,7 +287,7 @@ func (s *Servers) ObservedRoutes() (hub, leaf []storage.Route, err error) {
 			hub = append(hub, r)
 		}
 	}
-	lv, err := s.Leaf.Varz(nil)
+	lv, err := s.Varz(s.Leaf)
 	if err != nil {
 		return nil, nil, err
 	}
