@@ -80,7 +80,7 @@ func scrape(t *testing.T, n *node.Node) string {
 }
 
 func TestMetricsMove(t *testing.T) {
-	nodes := mesh(t, "a", "b")
+	nodes := settledMesh(t, "a", "b")
 	a := nodes[0]
 	for _, n := range nodes {
 		nodetest.Op(t, n, "create_table", map[string]any{"table": "dog"})
@@ -271,7 +271,7 @@ func natsBinary(t *testing.T) string {
 
 func TestStatusOperationsFromTheNatsCLI(t *testing.T) {
 	bin := natsBinary(t)
-	nodes := mesh(t, "a", "b")
+	nodes := settledMesh(t, "a", "b")
 	a := nodes[0]
 	nodetest.Op(t, a, "create_table", map[string]any{"table": "dog"})
 	tok := nodetest.SuperUser(t, a)

@@ -43,7 +43,7 @@ func payloads(tag string, from, to int) []string {
 // a also holds data.cat, which b does not.
 func replicatedPair(t *testing.T) (a, b *node.Node) {
 	t.Helper()
-	nodes := mesh(t, "a", "b")
+	nodes := settledMesh(t, "a", "b")
 	a, b = nodes[0], nodes[1]
 	for _, n := range nodes {
 		nodetest.Op(t, n, "create_table", map[string]any{"table": "dog"})
@@ -138,7 +138,7 @@ func sourceStarts(t *testing.T, n *node.Node) map[string][]uint64 {
 // removed those messages must not make the node import the purged
 // transactions again.
 func TestPurgedTransactionsStayPurged(t *testing.T) {
-	nodes := mesh(t, "a", "b")
+	nodes := settledMesh(t, "a", "b")
 	a, b := nodes[0], nodes[1]
 	for _, n := range nodes {
 		nodetest.Op(t, n, "create_table", map[string]any{"table": "dog"})
