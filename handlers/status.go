@@ -99,6 +99,10 @@ type peerStatusReply struct {
 	// Lag answers the request's tables in order; null when it could not be
 	// counted.
 	Lag []*uint64 `json:"lag"`
+	// LastSeq is the last sequence of the peer's transaction stream (0 when
+	// unknown). A caller that has received beyond it is looking at a stream
+	// that was recreated or lost data: its sources stall there.
+	LastSeq uint64 `json:"last_seq,omitempty"`
 }
 
 func (o *Ops) systemInfo() SystemInfo {
@@ -215,8 +219,16 @@ func (o *Ops) connectionStatus(ctx context.Context, n storage.Node, peerRepl top
 	c.Uptime = FormatUptime(time.Duration(rep.UptimeMS) * time.Millisecond)
 	c.SystemInfo = &rep.SystemInfo
 	for i, s := range n.Subscriptions {
-		if j, ok := asked[s.Key()]; ok && s.Subscribe && j < len(rep.Lag) {
-			c.Subscriptions[i].Lag = rep.Lag[j]
+		j, ok := asked[s.Key()]
+		if !ok || !s.Subscribe || j >= len(rep.Lag) {
+			continue
+		}
+		c.Subscriptions[i].Lag = rep.Lag[j]
+		if next := req.Tables[j].Next; rep.LastSeq > 0 && next > rep.LastSeq+1 {
+			c.Subscriptions[i].Converged = false
+			c.Subscriptions[i].LastError = fmt.Sprintf("this node has received %s's transactions up to sequence %d but its stream ends at %d: "+
+				"the peer's stream was recreated or lost data, and replication stalls until the subscription is re-sourced (update_node with a start_time)",
+				n.Name, next-1, rep.LastSeq)
 		}
 	}
 	return c
@@ -238,6 +250,11 @@ func (o *Ops) PeerStatus(ctx context.Context, from string, body []byte) (any, er
 	}
 	if o.Txn == nil {
 		return rep, nil
+	}
+	if len(req.Tables) > 0 {
+		if info, err := o.Txn.Info(ctx); err == nil {
+			rep.LastSeq = info.State.LastSeq
+		}
 	}
 	for i, q := range req.Tables {
 		n, err := o.Txn.Pending(ctx, topology.OriginSubject(q.TableKey, o.NodeName), q.Next, q.Since)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -358,5 +359,37 @@ func TestClusterStatusAcrossAPartition(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if got := count(t, a, "txn.data.dog.b"); got != 15 {
 		t.Fatalf("a holds %d of b's transactions, want 15 (each once)", got)
+	}
+}
+
+// When a peer's transaction stream is recreated its sequences start over,
+// and a source that had received further stalls while JetStream reports no
+// lag. cluster_status says so instead of reporting a converged subscription.
+func TestClusterStatusFlagsARecreatedPeerStream(t *testing.T) {
+	nodes := settledMesh(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	for _, n := range nodes {
+		nodetest.Op(t, n, "create_table", map[string]any{"table": "dog"})
+	}
+	if r := nodetest.Op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{
+		map[string]any{"table": "dog", "subscribe": true, "publish": false},
+	}}); r.Status != 200 {
+		t.Fatalf("add_node: %s", r.Body)
+	}
+	publish(t, b, "data", "dog", 5, "b")
+	nodetest.Eventually(t, 10*time.Second, "5 received", func() bool { return count(t, a, "txn.data.dog.b") == 5 })
+
+	js := jsFor(t, b)
+	if err := js.DeleteStream(context.Background(), "txn"); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 10*time.Second, "b's stream recreated by its worker", func() bool {
+		_, err := js.Stream(context.Background(), "txn")
+		return err == nil
+	})
+	publish(t, b, "data", "dog", 2, "again")
+	_, s := dogLag(t, a, "b")
+	if s.Converged || !strings.Contains(s.LastError, "up to sequence 5 but its stream ends at 2") {
+		t.Fatalf("subscription after b's stream was recreated: converged %v, last_error %q", s.Converged, s.LastError)
 	}
 }
