@@ -172,15 +172,18 @@ func (o *Ops) connectionStatus(ctx context.Context, n storage.Node, peerRepl top
 			c.Subscriptions[i] = ss
 			continue
 		}
+		// Converged: a source without error carries the table. Otherwise
+		// the error closest to the table explains why not.
 		p, known := positions[s.Key()]
 		switch {
 		case posErr != nil:
 			ss.Converged, ss.LastError = false, posErr.Error()
-		case !peerRepl.Converged && peerRepl.LastError != "":
-			ss.Converged, ss.LastError = false, peerRepl.LastError
 		case p.SourceError != "":
 			ss.Converged, ss.LastError = false, p.SourceError
-		case !known || !p.Sourced || !peerRepl.Converged:
+		case known && p.Sourced:
+		case peerRepl.LastError != "":
+			ss.Converged, ss.LastError = false, peerRepl.LastError
+		default:
 			ss.Converged = false // the worker has not carried it out yet
 		}
 		if known {
@@ -213,6 +216,7 @@ func (o *Ops) connectionStatus(ctx context.Context, n storage.Node, peerRepl top
 		c.Status, c.Error = StatusClosed, err.Error()
 		return c
 	}
+	// Round trip of the status call, the peer's counting included.
 	ms := math.Round(float64(elapsed.Microseconds())) / 1000
 	c.LatencyMS = &ms
 	c.Ports = &rep.Ports
