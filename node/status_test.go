@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterd/clusterd/events"
 	"github.com/clusterd/clusterd/handlers"
 	"github.com/clusterd/clusterd/node"
 	"github.com/clusterd/clusterd/node/nodetest"
@@ -105,12 +106,6 @@ func TestClusterStatusReportsEachConnectionStatus(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// Two peers that accept calls and never answer; they are asked in
-	// parallel, so together they cost one timeout.
-	registerFake(t, a, "slow1", func(*nats.Msg) []byte { return nil })
-	registerFake(t, a, "slow2", func(*nats.Msg) []byte { return nil })
-	// A peer that answers with an error.
-	registerFake(t, a, "broken", func(*nats.Msg) []byte { return []byte(`{"node":"broken","error":"boom"}`) })
 
 	publish(t, b, "data", "dog", 7, "b")
 	nodetest.Eventually(t, 10*time.Second, "b's transactions on a", func() bool { return count(t, a, "txn.data.dog.b") == 7 })
@@ -121,6 +116,12 @@ func TestClusterStatusReportsEachConnectionStatus(t *testing.T) {
 		cb := connection(t, st, "b")
 		return cb.Status == "open" && cb.Subscriptions[0].Converged && cb.Subscriptions[0].Lag != nil && *cb.Subscriptions[0].Lag == 0
 	})
+	// Two peers that accept calls and never answer; they are asked in
+	// parallel, so together they cost one timeout.
+	registerFake(t, a, "slow1", func(*nats.Msg) []byte { return nil })
+	registerFake(t, a, "slow2", func(*nats.Msg) []byte { return nil })
+	// A peer that answers with an error.
+	registerFake(t, a, "broken", func(*nats.Msg) []byte { return []byte(`{"node":"broken","error":"boom"}`) })
 	start := time.Now()
 	st = clusterStatus(t, a)
 	took := time.Since(start)
@@ -283,6 +284,7 @@ func TestClusterStatusLagRisesWhileSourceIsDownAndReturnsToZero(t *testing.T) {
 	// 1.8 s away, which leaves the source down while we look.
 	for attempt := 0; ; attempt++ {
 		passes := reconcilePasses(t, a, "replication")
+		a.Bus.Publish(events.NodesChanged) // wakes the worker now
 		nodetest.Eventually(t, 5*time.Second, "a replication pass", func() bool { return reconcilePasses(t, a, "replication") > passes })
 		start := time.Now()
 		info, err := stream.Info(context.Background())
@@ -310,6 +312,7 @@ func TestClusterStatusLagRisesWhileSourceIsDownAndReturnsToZero(t *testing.T) {
 		}
 		break
 	}
+	a.Bus.Publish(events.NodesChanged) // the worker repairs the drift now rather than at its resync
 	nodetest.Eventually(t, 10*time.Second, "lag back to 0", func() bool {
 		_, s := dogLag(t, a, "b")
 		return s.Lag != nil && *s.Lag == 0 && s.Converged
@@ -383,6 +386,7 @@ func TestClusterStatusFlagsARecreatedPeerStream(t *testing.T) {
 	if err := js.DeleteStream(context.Background(), "txn"); err != nil {
 		t.Fatal(err)
 	}
+	b.Bus.Publish(events.NodesChanged) // b's worker recreates it now rather than at its resync
 	nodetest.Eventually(t, 10*time.Second, "b's stream recreated by its worker", func() bool {
 		_, err := js.Stream(context.Background(), "txn")
 		return err == nil
