@@ -1,9 +1,11 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Error is an operation failure a user can act on: an HTTP-style status and a
@@ -12,7 +14,10 @@ type Error struct {
 	Status  int
 	Message string
 	Extra   map[string]any
-	cause   error
+	// Order lists Extra's keys in the order they follow "error" in the body
+	// (HarperDB's bodies have a fixed key order); unlisted keys follow, sorted.
+	Order []string
+	cause error
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -40,10 +45,48 @@ func AsError(err error) *Error {
 
 // Body renders the error's JSON reply body.
 func (e *Error) Body() []byte {
-	m := map[string]any{"error": e.Message}
-	for k, v := range e.Extra {
-		m[k] = v
+	keys := make([]string, 0, len(e.Extra))
+	for _, k := range e.Order {
+		if _, ok := e.Extra[k]; ok && k != "error" && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
 	}
-	b, _ := json.Marshal(m)
-	return b
+	rest := make([]string, 0, len(e.Extra))
+	for k := range e.Extra {
+		if k != "error" && !slices.Contains(keys, k) {
+			rest = append(rest, k)
+		}
+	}
+	slices.Sort(rest)
+	var b bytes.Buffer
+	b.WriteString(`{"error":`)
+	writeValue(&b, e.Message)
+	for _, k := range append(keys, rest...) {
+		b.WriteByte(',')
+		writeValue(&b, k)
+		b.WriteByte(':')
+		writeValue(&b, e.Extra[k])
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+func writeValue(b *bytes.Buffer, v any) {
+	out, err := MarshalJSON(v)
+	if err != nil {
+		out, _ = MarshalJSON(fmt.Sprint(v))
+	}
+	b.Write(out)
+}
+
+// MarshalJSON encodes v without escaping <, > and &: replies are read by
+// people in terminals ("must not contain ., * or >"), never embedded in HTML.
+func MarshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

@@ -61,8 +61,8 @@ func HTTPHandler(d *Dispatcher, m *Metrics, h Health) http.Handler {
 			return
 		}
 		var probe map[string]json.RawMessage
-		if err := json.Unmarshal(body, &probe); err != nil {
-			writeJSON(w, 400, Errorf(400, "Invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: ")).Body())
+		if err := json.Unmarshal(body, &probe); err != nil || probe == nil {
+			writeJSON(w, 400, Errorf(400, "Invalid JSON body: %s", notAnObject(err)).Body())
 			return
 		}
 		var op string
@@ -81,6 +81,26 @@ func HTTPHandler(d *Dispatcher, m *Metrics, h Health) http.Handler {
 		writeJSON(w, status, out)
 	})
 	return mux
+}
+
+// notAnObject says why a body is not a JSON object in the words the NATS
+// transport uses, never naming Go types.
+func notAnObject(err error) string {
+	if err == nil {
+		return "expected a JSON object, got null"
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		switch te.Value {
+		case "array":
+			return "expected a JSON object, got an array"
+		case "bool":
+			return "expected a JSON object, got a boolean"
+		default:
+			return "expected a JSON object, got a " + te.Value
+		}
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {

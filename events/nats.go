@@ -45,7 +45,12 @@ func StartNATSIngress(nc *nats.Conn, d *Dispatcher, nodeName, version string) (*
 	for name := range d.Operations() {
 		op := name
 		err := svc.AddEndpoint(op, micro.HandlerFunc(func(r micro.Request) {
-			d.Dispatch(requestOf(op, r.Data(), r.Headers().Get), microResponder(r))
+			// The reply is sent later, from the router: micro.Request's
+			// Respond/Error must not be used after the handler returns (micro
+			// reads the request's error right then, unsynchronized), so reply
+			// on the connection directly. Endpoint stats therefore count
+			// requests but not errors.
+			d.Dispatch(requestOf(op, r.Data(), r.Headers().Get), replyOn(nc, r.Reply()))
 		}), micro.WithEndpointSubject(LocalPrefix+op), micro.WithEndpointMetadata(map[string]string{"operation": op}))
 		if err != nil {
 			_ = svc.Stop()
@@ -109,24 +114,27 @@ func errorText(body []byte) string {
 	return e.Error
 }
 
-func microResponder(r micro.Request) Responder {
+func msgResponder(m *nats.Msg) Responder {
+	return func(status int, body []byte) { _ = m.RespondMsg(replyMsg(m.Reply, status, body)) }
+}
+
+// replyOn answers on nc to the reply subject (when there is one).
+func replyOn(nc *nats.Conn, reply string) Responder {
 	return func(status int, body []byte) {
-		if status == 200 {
-			_ = r.Respond(body)
-			return
+		if reply != "" {
+			_ = nc.PublishMsg(replyMsg(reply, status, body))
 		}
-		_ = r.Error(strconv.Itoa(status), errorText(body), body)
 	}
 }
 
-func msgResponder(m *nats.Msg) Responder {
-	return func(status int, body []byte) {
-		out := &nats.Msg{Subject: m.Reply, Data: body}
-		if status != 200 {
-			out.Header = nats.Header{}
-			out.Header.Set(micro.ErrorHeader, errorText(body))
-			out.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(status))
-		}
-		_ = m.RespondMsg(out)
+// replyMsg is a reply with the micro protocol's error headers when status
+// is not 200.
+func replyMsg(reply string, status int, body []byte) *nats.Msg {
+	out := &nats.Msg{Subject: reply, Data: body}
+	if status != 200 {
+		out.Header = nats.Header{}
+		out.Header.Set(micro.ErrorHeader, errorText(body))
+		out.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(status))
 	}
+	return out
 }

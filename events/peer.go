@@ -95,15 +95,30 @@ func (c *PeerClient) Call(ctx context.Context, node, call string, req, resp any)
 		return err
 	}
 	subject := peerPrefix + node + "." + call
-	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	msg := nats.NewMsg(subject)
-	msg.Data = body
-	msg.Header.Set(hdrFrom, c.self)
-	msg.Header.Set(hdrTime, ts)
-	msg.Header.Set(hdrSig, c.auth.sign(subject, c.self, ts, body))
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	out, err := c.nc.RequestMsgWithContext(ctx, msg)
+	// Right after routes come up, a peer's subscription may not have
+	// propagated yet: "no responders" is retried for a quarter of the
+	// timeout before the peer is declared not listening.
+	noRespondersUntil := time.Now().Add(c.Timeout / 4)
+	var out *nats.Msg
+	for {
+		ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+		msg := nats.NewMsg(subject)
+		msg.Data = body
+		msg.Header.Set(hdrFrom, c.self)
+		msg.Header.Set(hdrTime, ts)
+		msg.Header.Set(hdrSig, c.auth.sign(subject, c.self, ts, body))
+		out, err = c.nc.RequestMsgWithContext(ctx, msg)
+		if errors.Is(err, nats.ErrNoResponders) && time.Now().Before(noRespondersUntil) {
+			select {
+			case <-time.After(25 * time.Millisecond):
+				continue
+			case <-ctx.Done():
+			}
+		}
+		break
+	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return ErrNotListening
@@ -193,6 +208,38 @@ func (p *PeerServer) Stop() {
 	for _, s := range p.subs {
 		_ = s.Unsubscribe()
 	}
+}
+
+// Announcements are signed one-way broadcasts to every node (e.g. "I have
+// restarted"), on _clusterd.announce.<kind>.<from>.
+const announcePrefix = "_clusterd.announce."
+
+// Announce broadcasts kind from this node with a small body.
+func (c *PeerClient) Announce(kind string, body []byte) error {
+	subject := announcePrefix + kind + "." + c.self
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	msg := nats.NewMsg(subject)
+	msg.Data = body
+	msg.Header.Set(hdrFrom, c.self)
+	msg.Header.Set(hdrTime, ts)
+	msg.Header.Set(hdrSig, c.auth.sign(subject, c.self, ts, body))
+	return c.nc.PublishMsg(msg)
+}
+
+// ListenAnnouncements calls fn for every verified announcement of kind from
+// another node.
+func ListenAnnouncements(nc *nats.Conn, self, password, kind string, fn func(from string, body []byte), log *zap.Logger) (*nats.Subscription, error) {
+	auth := newPeerAuth(password)
+	return nc.Subscribe(announcePrefix+kind+".*", func(m *nats.Msg) {
+		from, err := auth.verify(m)
+		if err != nil {
+			log.Warn("refused announcement", zap.String("subject", m.Subject), zap.Error(err))
+			return
+		}
+		if from != self && strings.HasSuffix(m.Subject, "."+from) {
+			fn(from, m.Data)
+		}
+	})
 }
 
 // broadcastPrefix is the subject prefix of calls every node in the mesh

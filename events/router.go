@@ -237,7 +237,9 @@ func (d *Dispatcher) authMiddleware(h message.HandlerFunc) message.HandlerFunc {
 				Extra: map[string]any{
 					"unauthorized_access":  []string{fmt.Sprintf("Operation '%s' is restricted to 'super_user' roles", op.Handler)},
 					"invalid_schema_items": []string{},
-				}}
+				},
+				Order: []string{"unauthorized_access", "invalid_schema_items"},
+			}
 		}
 		return h(msg)
 	}
@@ -252,7 +254,7 @@ func (d *Dispatcher) handle(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(reply)
+	b, err := MarshalJSON(reply)
 	if err != nil {
 		return fmt.Errorf("encode reply: %w", err)
 	}

@@ -1,8 +1,10 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"strings"
@@ -163,6 +165,10 @@ func Load(path string, env []string) (Config, error) {
 		if tree == nil {
 			tree = map[string]any{}
 		}
+		// Type-check the file as written, so problems name its own lines.
+		if err := decodeStrict(b, &Config{}); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, yamlProblems(err, true))
+		}
 	}
 	if err := applyEnv(tree, env); err != nil {
 		return cfg, err
@@ -171,15 +177,40 @@ func Load(path string, env []string) (Config, error) {
 	if err != nil {
 		return cfg, err
 	}
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, errEOF) && err.Error() != "EOF" {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
+	if err := decodeStrict(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("config: %w", yamlProblems(err, false))
 	}
 	return cfg, cfg.Validate()
 }
 
-var errEOF = errors.New("EOF")
+// decodeStrict decodes YAML into out, refusing unknown keys.
+func decodeStrict(b []byte, out *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(out); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// yamlProblems flattens a yaml.v3 error into one line, dropping "line N"
+// when the YAML was generated (and its lines mean nothing to the user).
+func yamlProblems(err error, keepLines bool) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		if !keepLines {
+			if _, rest, ok := strings.Cut(m, ": "); ok && strings.HasPrefix(m, "line ") {
+				m = rest
+			}
+		}
+		msgs[i] = m
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
 
 // envKeys maps upper-cased key paths (CLUSTERING_HUBSERVER_NETWORK_PORT) to
 // their YAML path segments, from the Config struct's tags.
@@ -226,18 +257,31 @@ func applyEnv(tree map[string]any, env []string) error {
 		if val == nil {
 			val = ""
 		}
-		node := tree
-		for _, seg := range path[:len(path)-1] {
-			next, ok := node[seg].(map[string]any)
-			if !ok {
-				next = map[string]any{}
-				node[seg] = next
+		// Type-check this override alone, so a problem names the variable.
+		one := map[string]any{}
+		setPath(one, path, val)
+		if b, err := yaml.Marshal(one); err == nil {
+			if err := decodeStrict(b, &Config{}); err != nil {
+				return fmt.Errorf("environment %s: %w", k, yamlProblems(err, false))
 			}
-			node = next
 		}
-		node[path[len(path)-1]] = val
+		setPath(tree, path, val)
 	}
 	return nil
+}
+
+// setPath sets tree[path[0]][path[1]]… = val, creating maps on the way.
+func setPath(tree map[string]any, path []string, val any) {
+	node := tree
+	for _, seg := range path[:len(path)-1] {
+		next, ok := node[seg].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			node[seg] = next
+		}
+		node = next
+	}
+	node[path[len(path)-1]] = val
 }
 
 // Validate reports every problem of the configuration at once.

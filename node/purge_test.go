@@ -3,11 +3,14 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/clusterd/clusterd/node"
 	"github.com/clusterd/clusterd/node/nodetest"
+	"github.com/clusterd/clusterd/storage"
+	"github.com/clusterd/clusterd/topology"
 )
 
 func purge(t *testing.T, n *node.Node, body map[string]any) {
@@ -131,6 +134,28 @@ func sourceStarts(t *testing.T, n *node.Node) map[string][]uint64 {
 	return out
 }
 
+// sourcedSubjects returns the table subjects n's sources carry.
+func sourcedSubjects(t *testing.T, n *node.Node) []string {
+	t.Helper()
+	s, err := jsFor(t, n).Stream(context.Background(), "txn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, src := range info.Config.Sources {
+		for _, tr := range src.SubjectTransforms {
+			if !strings.HasPrefix(tr.Source, "txn._clusterd.") {
+				out = append(out, tr.Source)
+			}
+		}
+	}
+	return out
+}
+
 // A source resumes from the last transaction it imported: JetStream keeps
 // that position in an index, but rebuilds it from the stream's messages
 // when the index is outdated (after a crash), and clusterd rebuilds a
@@ -138,24 +163,33 @@ func sourceStarts(t *testing.T, n *node.Node) map[string][]uint64 {
 // removed those messages must not make the node import the purged
 // transactions again.
 func TestPurgedTransactionsStayPurged(t *testing.T) {
+	// Two tables in the same shard, subscribed together, share one source
+	// group from a.
+	dog := storage.TableKey{Database: "data", Table: "dog"}
+	var cat storage.TableKey
+	for i := 0; cat.Table == ""; i++ {
+		if k := (storage.TableKey{Database: "data", Table: fmt.Sprintf("cat%d", i)}); topology.ShardOf(k) == topology.ShardOf(dog) {
+			cat = k
+		}
+	}
+	catSubject := "txn.data." + cat.Table + ".a"
 	nodes := settledMesh(t, "a", "b")
 	a, b := nodes[0], nodes[1]
 	for _, n := range nodes {
 		nodetest.Op(t, n, "create_table", map[string]any{"table": "dog"})
-		nodetest.Op(t, n, "create_table", map[string]any{"table": "cat"})
+		nodetest.Op(t, n, "create_table", map[string]any{"table": cat.Table})
 	}
-	// One source group from a carries both tables.
 	r := nodetest.Op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{
 		map[string]any{"table": "dog", "subscribe": true, "publish": true},
-		map[string]any{"table": "cat", "subscribe": true, "publish": true},
+		map[string]any{"table": cat.Table, "subscribe": true, "publish": true},
 	}})
 	if r.Status != 200 {
 		t.Fatalf("add_node: %s", r.Body)
 	}
 	publish(t, a, "data", "dog", 20, "old")
-	publish(t, a, "data", "cat", 5, "cat")
+	publish(t, a, "data", cat.Table, 5, "cat")
 	nodetest.Eventually(t, 10*time.Second, "a's dogs and cats on b", func() bool {
-		return count(t, b, "txn.data.dog.a") == 20 && count(t, b, "txn.data.cat.a") == 5
+		return count(t, b, "txn.data.dog.a") == 20 && count(t, b, catSubject) == 5
 	})
 
 	purge(t, b, map[string]any{"table": "dog"})
@@ -169,24 +203,46 @@ func TestPurgedTransactionsStayPurged(t *testing.T) {
 	// cat leaves the group: the group is rebuilt for dog alone, which has
 	// no message left to resume from.
 	r = nodetest.Op(t, b, "update_node", map[string]any{"node_name": "a", "subscriptions": []any{
-		map[string]any{"table": "cat", "subscribe": false, "publish": false},
+		map[string]any{"table": cat.Table, "subscribe": false, "publish": false},
 	}})
 	if r.Status != 200 {
 		t.Fatalf("update_node: %s", r.Body)
 	}
+	nodetest.Eventually(t, 10*time.Second, "the group rebuilt without "+cat.Table, func() bool {
+		subjects := sourcedSubjects(t, b)
+		return len(subjects) == 1 && subjects[0] == "txn.data.dog.a"
+	})
 	publish(t, a, "data", "dog", 2, "new")
 	nodetest.Eventually(t, 10*time.Second, "new dogs on b", func() bool { return count(t, b, "txn.data.dog.a") >= 2 })
 	wantPayloads(t, b, "txn.data.dog.a", payloads("new", 0, 2)...)
 
-	// And across a restart.
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
+	// And across restarts of either node (a restarted origin makes b
+	// recreate its sources from what it received).
+	for _, which := range []string{"b", "a"} {
+		n := b
+		if which == "a" {
+			n = a
+		}
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		n = nodetest.Start(t, n.Config)
+		if which == "a" {
+			a = n
+			// a's ports changed; b's stored route still names the old one.
+			if r := nodetest.Op(t, b, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{nodetest.ClusterRoute(a)}}); r.Status != 200 {
+				t.Fatalf("set routes: %s", r.Body)
+			}
+		} else {
+			b = n
+		}
+		nodetest.Eventually(t, 10*time.Second, which+" back in the mesh", func() bool {
+			return len(a.Servers.RoutedPeers()) == 1 && len(b.Servers.RoutedPeers()) == 1
+		})
 	}
-	b = nodetest.Start(t, b.Config)
-	nodetest.Eventually(t, 10*time.Second, "b back in the mesh", func() bool { return len(b.Servers.RoutedPeers()) == 1 })
 	publish(t, a, "data", "dog", 3, "newer")
-	nodetest.Eventually(t, 10*time.Second, "newer dogs on b", func() bool { return count(t, b, "txn.data.dog.a") >= 5 })
+	nodetest.Eventually(t, 20*time.Second, "newer dogs on b", func() bool { return count(t, b, "txn.data.dog.a") >= 5 })
 	time.Sleep(300 * time.Millisecond) // anything wrongly re-imported would arrive with them
 	wantPayloads(t, b, "txn.data.dog.a", append(payloads("new", 0, 2), payloads("newer", 0, 3)...)...)
-	wantPayloads(t, b, "txn.data.cat.a", payloads("cat", 0, 5)...)
+	wantPayloads(t, b, catSubject, payloads("cat", 0, 5)...)
 }

@@ -53,41 +53,7 @@ func publish(t *testing.T, n *node.Node, db, table string, count int, tag string
 // received returns the payloads n's stream holds for subject, in order.
 func received(t *testing.T, n *node.Node, subject string) []string {
 	t.Helper()
-	js, err := jetstream.New(nodetest.Connect(t, n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	s, err := js.Stream(ctx, "txn")
-	if err != nil {
-		return nil
-	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	pending := info.NumPending
-	for pending > 0 {
-		batch, err := c.FetchNoWait(int(min(pending, 500)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := 0
-		for m := range batch.Messages() {
-			out = append(out, string(m.Data()))
-			got++
-		}
-		if got == 0 {
-			break
-		}
-		pending -= uint64(got)
-	}
-	return out
+	return streamPayloads(t, nodetest.Connect(t, n), subject)
 }
 
 var jsByNode sync.Map // *node.Node -> jetstream.JetStream

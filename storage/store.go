@@ -255,6 +255,25 @@ func (s *Store) HasTable(k TableKey) (bool, error) {
 	return ok, err
 }
 
+// HeldTables returns which of keys this node holds, in one read.
+func (s *Store) HeldTables(keys []TableKey) (map[TableKey]bool, error) {
+	out := make(map[TableKey]bool, len(keys))
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, k := range keys {
+			_, err := txn.Get([]byte(tableKey(k)))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[k] = true
+		}
+		return nil
+	})
+	return out, err
+}
+
 // HasDatabase says whether this node holds any table of the database.
 func (s *Store) HasDatabase(db string) (bool, error) {
 	var ok bool

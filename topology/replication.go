@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"strings"
 	"sync"
@@ -33,6 +34,39 @@ type sourceGroup struct {
 }
 
 const markerDB = "_clusterd"
+
+// ShardCount bounds how many source groups a peer's tables are spread over.
+// nats-server checks a source's subject filters against each other on every
+// stream update (quadratic in filters per source): 1000 tables in one source
+// made each update take seconds; in 16 shards of ~60 filters it takes
+// milliseconds, and a change to one table only touches its shard.
+const ShardCount = 16
+
+// ShardOf is the shard a table's replication belongs to.
+func ShardOf(k storage.TableKey) int {
+	h := fnv.New32a()
+	h.Write([]byte(k.Database))
+	h.Write([]byte{0})
+	h.Write([]byte(k.Table))
+	return int(h.Sum32() % ShardCount)
+}
+
+// ShardsUsed is how many source groups a converged peer with these tables has.
+func ShardsUsed(keys []storage.TableKey) int {
+	seen := map[int]bool{}
+	for _, k := range keys {
+		seen[ShardOf(k)] = true
+	}
+	return len(seen)
+}
+
+// shardKey names the (peer, shard) a group belongs to.
+func (g sourceGroup) shardKey() string {
+	if len(g.Tables) == 0 {
+		return g.Peer
+	}
+	return fmt.Sprintf("%s/%d", g.Peer, ShardOf(g.Tables[0]))
+}
 
 func apiPrefix(peer string) string { return "$JS." + peer + ".API" }
 
@@ -118,7 +152,7 @@ func (p replicationPlan) Empty() bool { return len(p.Drop) == 0 && len(p.Fresh) 
 
 // planReplication compares the groups on the stream with the tables each peer
 // must replicate. Pure.
-func planReplication(have []sourceGroup, want map[string]map[storage.TableKey]wanted) replicationPlan {
+func planReplication(have []sourceGroup, want map[string]map[storage.TableKey]wanted, stalled map[string]bool) replicationPlan {
 	p := replicationPlan{Fresh: map[string][]storage.TableKey{}, Want: want}
 	covered := map[string]map[storage.TableKey]bool{}
 	for _, g := range have {
@@ -131,7 +165,7 @@ func planReplication(have []sourceGroup, want map[string]map[storage.TableKey]wa
 				stale = stale || x.Floor >= g.StartSeq
 			}
 		}
-		if len(remain) == len(g.Tables) && len(remain) > 0 && !stale {
+		if len(remain) == len(g.Tables) && len(remain) > 0 && !stalled[g.ID] && !stale {
 			p.Keep = append(p.Keep, g)
 		} else {
 			p.Drop = append(p.Drop, g)
@@ -186,6 +220,193 @@ type ReplicationReconciler struct {
 	status   map[string]PeerReplication
 	backlog  int
 	lagPeers map[string]bool
+	// firstSeen is when each group was first seen on the stream (by ID), so
+	// a new group gets time to start before it can be judged stalled.
+	firstSeen map[string]time.Time
+	// lastMerge is when a peer's groups were last merged (or tried).
+	lastMerge map[string]time.Time
+	// restarted holds peers that announced a restart: their sources here
+	// lost their consumers there and are recreated at once.
+	restartedMu sync.Mutex
+	restarted   map[string]bool
+}
+
+// PeerRestarted asks the next pass to recreate every source from peer
+// (at their exact resume points) instead of waiting for them to be judged
+// stalled.
+func (r *ReplicationReconciler) PeerRestarted(peer string) {
+	r.restartedMu.Lock()
+	defer r.restartedMu.Unlock()
+	if r.restarted == nil {
+		r.restarted = map[string]bool{}
+	}
+	r.restarted[peer] = true
+}
+
+// mergeInterval spaces merge attempts for one peer.
+const mergeInterval = 3 * time.Second
+
+// mergeGroups folds a peer's several groups into one, keeping replication
+// cost per peer constant however the tables were added. Groups are stopped,
+// their exact resume points R read from what they imported, and the merged
+// group starts at M = max R. A group may join only if the peer holds none of
+// its tables' transactions in [R, M) — else starting at M would skip them —
+// which is checked against the peer; groups that cannot join yet are
+// restarted where they were and tried again later.
+func (r *ReplicationReconciler) mergeGroups(ctx context.Context, have []sourceGroup) (bool, error) {
+	byShard := map[string][]sourceGroup{}
+	for _, g := range have {
+		byShard[g.shardKey()] = append(byShard[g.shardKey()], g)
+	}
+	if r.lastMerge == nil {
+		r.lastMerge = map[string]time.Time{}
+	}
+	var key string
+	for k, gs := range byShard {
+		if len(gs) > 1 && time.Since(r.lastMerge[k]) > mergeInterval {
+			key = k
+			break
+		}
+	}
+	if key == "" {
+		return false, nil
+	}
+	r.lastMerge[key] = time.Now()
+	groups := byShard[key]
+	peer := groups[0].Peer
+	var others []sourceGroup
+	for _, g := range have {
+		if g.shardKey() != key {
+			others = append(others, g)
+		}
+	}
+	if err := r.Stream.SetSources(ctx, sources(others)); err != nil {
+		return false, err
+	}
+	resume := make([]uint64, len(groups))
+	var m uint64
+	for i, g := range groups {
+		rg, err := r.resumeGroup(ctx, peer, g.Tables, g.StartSeq)
+		if err != nil {
+			return true, r.restore(ctx, others, groups, nil, err)
+		}
+		resume[i] = rg.StartSeq
+		m = max(m, rg.StartSeq)
+	}
+	merged := sourceGroup{Peer: peer, ID: newGroupID(), StartSeq: m}
+	var rest []sourceGroup
+	for i, g := range groups {
+		ok, err := r.noTransactionsBetween(ctx, peer, g.Tables, resume[i], m)
+		if err != nil {
+			return true, r.restore(ctx, others, groups, resume, err)
+		}
+		if ok {
+			merged.Tables = append(merged.Tables, g.Tables...)
+		} else {
+			rest = append(rest, sourceGroup{Peer: peer, ID: newGroupID(), Tables: g.Tables, StartSeq: resume[i]})
+		}
+	}
+	sortKeys(merged.Tables)
+	all := append(append([]sourceGroup{}, others...), rest...)
+	if len(merged.Tables) > 0 {
+		all = append(all, merged)
+	}
+	if err := r.Stream.SetSources(ctx, sources(all)); err != nil {
+		return true, err
+	}
+	r.Log.Info("replication groups merged", zap.String("peer", peer), zap.String("shard", key), zap.Int("groups_before", len(groups)), zap.Int("groups_after", len(rest)+1))
+	return true, nil
+}
+
+// restore puts a peer's groups back after a failed merge, at their resume
+// points when known (else where they started: nothing was read, nothing lost).
+func (r *ReplicationReconciler) restore(ctx context.Context, others, groups []sourceGroup, resume []uint64, cause error) error {
+	all := append([]sourceGroup{}, others...)
+	for i, g := range groups {
+		ng := sourceGroup{Peer: g.Peer, ID: newGroupID(), Tables: g.Tables, StartSeq: g.StartSeq}
+		if resume != nil {
+			ng.StartSeq = resume[i]
+		} else if rg, err := r.resumeGroup(ctx, g.Peer, g.Tables, g.StartSeq); err == nil {
+			ng.StartSeq = rg.StartSeq
+		}
+		all = append(all, ng)
+	}
+	if err := r.Stream.SetSources(ctx, sources(all)); err != nil {
+		return fmt.Errorf("restore groups after failed merge (%v): %w", cause, err)
+	}
+	return fmt.Errorf("merge groups: %w", cause)
+}
+
+// noTransactionsBetween says whether the peer holds no transaction of tables
+// with a sequence in [from, to).
+func (r *ReplicationReconciler) noTransactionsBetween(ctx context.Context, peer string, tables []storage.TableKey, from, to uint64) (bool, error) {
+	if from >= to {
+		return true, nil
+	}
+	for _, k := range tables {
+		seq, err := r.Stream.PeerNextSeq(ctx, peer, OriginSubject(k, peer), from)
+		if err != nil {
+			return false, err
+		}
+		if seq != 0 && seq < to {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// Stall thresholds: a healthy source hears from its origin every second.
+const (
+	stallSilence = 3 * time.Second
+	stallGrace   = 2 * time.Second
+)
+
+// stalledGroups finds groups whose source has not heard from the peer for a
+// while: nats-server retries a failed source with growing backoff (tens of
+// seconds after a restart) and can stall while reporting no lag; recreating
+// the group at its exact resume point gets it flowing at once.
+func (r *ReplicationReconciler) stalledGroups(info *jetstream.StreamInfo, have []sourceGroup) map[string]bool {
+	now := time.Now()
+	if r.firstSeen == nil {
+		r.firstSeen = map[string]time.Time{}
+	}
+	current := map[string]bool{}
+	for _, g := range have {
+		current[g.ID] = true
+		if _, ok := r.firstSeen[g.ID]; !ok {
+			r.firstSeen[g.ID] = now
+		}
+	}
+	for id := range r.firstSeen {
+		if !current[id] {
+			delete(r.firstSeen, id)
+		}
+	}
+	stalled := map[string]bool{}
+	r.restartedMu.Lock()
+	for _, g := range have {
+		if r.restarted[g.Peer] {
+			stalled[g.ID] = true
+		}
+	}
+	r.restarted = nil
+	r.restartedMu.Unlock()
+	for _, si := range info.Sources {
+		id := ""
+		for _, tr := range si.SubjectTransforms {
+			if p := strings.Split(tr.Source, "."); len(p) == 4 && p[1] == markerDB {
+				id = p[2]
+			}
+		}
+		seen, ok := r.firstSeen[id]
+		if !ok || now.Sub(seen) < stallGrace {
+			continue
+		}
+		if si.Active < 0 || si.Active > stallSilence {
+			stalled[id] = true
+		}
+	}
+	return stalled
 }
 
 // Status returns the per-peer replication state observed by the last pass.
@@ -253,8 +474,12 @@ func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 			foreign = true // not ours: removed below
 		}
 	}
-	plan := planReplication(have, want)
+	stalled := r.stalledGroups(info, have)
+	plan := planReplication(have, want, stalled)
 	if plan.Empty() && !foreign {
+		if merged, err := r.mergeGroups(ctx, have); merged || err != nil {
+			return merged, err
+		}
 		r.observe(info, want, nil)
 		return false, nil
 	}
@@ -269,7 +494,7 @@ func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 	var added []sourceGroup
 	peerErrs := map[string]error{}
 	for _, sg := range plan.Shrunk {
-		g, err := r.resumeGroup(ctx, sg.Old.Peer, sg.Remain, sg.Old.StartSeq, want[sg.Old.Peer])
+		g, err := r.resumeGroup(ctx, sg.Old.Peer, sg.Remain, sg.Old.StartSeq)
 		if err != nil {
 			peerErrs[sg.Old.Peer] = err
 			continue
@@ -305,7 +530,8 @@ func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 			return true, err
 		}
 	}
-	r.Log.Info("replication sources updated", zap.Int("groups", len(all)), zap.Int("added", len(added)), zap.Int("dropped", len(plan.Drop)))
+	r.Log.Info("replication sources updated", zap.Int("groups", len(all)), zap.Int("added", len(added)),
+		zap.Int("dropped", len(plan.Drop)), zap.Int("restarted_stalled", len(stalled)))
 	if info, err := r.Stream.Info(ctx); err == nil {
 		r.observe(info, want, peerErrs)
 	}
@@ -326,7 +552,28 @@ func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 // import; any other starts at its start time. Tables with the same start
 // share a group.
 func (r *ReplicationReconciler) freshGroups(ctx context.Context, peer string, tables []storage.TableKey, want map[storage.TableKey]wanted) (groups []sourceGroup, resourced []storage.TableKey, err error) {
-	bySeq := map[uint64]int{}
+	// One look at the newest import from this peer spares a lookup per table
+	// when nothing was ever imported (every new setup).
+	anyImported, err := r.Stream.LastImportedSeq(ctx, "txn.*.*."+peer)
+	if err != nil {
+		return nil, nil, err
+	}
+	type groupKey struct {
+		shard int
+		seq   uint64
+	}
+	bySeq := map[groupKey]int{}
+	seqAt := map[time.Time]uint64{}
+	var lastImported map[string]uint64
+	if anyImported > 0 {
+		subjects := make([]string, len(tables))
+		for i, k := range tables {
+			subjects[i] = OriginSubject(k, peer)
+		}
+		if lastImported, err = r.Stream.LastImportedSeqs(ctx, subjects); err != nil {
+			return nil, nil, err
+		}
+	}
 	for _, k := range tables {
 		w := want[k]
 		var seq uint64
@@ -340,21 +587,24 @@ func (r *ReplicationReconciler) freshGroups(ctx context.Context, peer string, ta
 				return nil, nil, err
 			}
 			resourced = append(resourced, k)
-		} else if last, err := r.Stream.LastImportedSeq(ctx, OriginSubject(k, peer)); err != nil {
-			return nil, nil, err
-		} else if last = max(last, w.Floor); last > 0 {
+		} else if last := max(lastImported[OriginSubject(k, peer)], w.Floor); last > 0 {
 			seq = last + 1
 		}
 		if seq == 0 {
-			if seq, err = r.Stream.PeerSeqAt(ctx, peer, w.Start); err != nil {
-				return nil, nil, fmt.Errorf("find where to start sourcing %s: %w", k, err)
+			var ok bool
+			if seq, ok = seqAt[w.Start]; !ok {
+				if seq, err = r.Stream.PeerSeqAt(ctx, peer, w.Start); err != nil {
+					return nil, nil, fmt.Errorf("find where to start sourcing %s: %w", k, err)
+				}
+				seqAt[w.Start] = seq
 			}
 		}
-		if i, ok := bySeq[seq]; ok {
+		gk := groupKey{ShardOf(k), seq}
+		if i, ok := bySeq[gk]; ok {
 			groups[i].Tables = append(groups[i].Tables, k)
 			continue
 		}
-		bySeq[seq] = len(groups)
+		bySeq[gk] = len(groups)
 		groups = append(groups, sourceGroup{Peer: peer, ID: newGroupID(), Tables: []storage.TableKey{k}, StartSeq: seq})
 	}
 	return groups, resourced, nil
@@ -363,15 +613,26 @@ func (r *ReplicationReconciler) freshGroups(ctx context.Context, peer string, ta
 // resumeGroup builds a group for tables that were replicating and must go on
 // exactly after the last transaction imported (or purged after import, see
 // wanted.Floor) for any of them; with nothing imported yet, from the old start.
-func (r *ReplicationReconciler) resumeGroup(ctx context.Context, peer string, tables []storage.TableKey, oldSeq uint64, want map[storage.TableKey]wanted) (sourceGroup, error) {
+func (r *ReplicationReconciler) resumeGroup(ctx context.Context, peer string, tables []storage.TableKey, oldSeq uint64) (sourceGroup, error) {
 	g := sourceGroup{Peer: peer, ID: newGroupID(), Tables: tables}
+	subjects := make([]string, len(tables))
+	for i, k := range tables {
+		subjects[i] = OriginSubject(k, peer)
+	}
+	seqs, err := r.Stream.LastImportedSeqs(ctx, subjects)
+	if err != nil {
+		return g, err
+	}
+	floors, err := r.Store.ImportFloors()
+	if err != nil {
+		return g, fmt.Errorf("load import floors: %w", err)
+	}
 	var last uint64
+	for _, seq := range seqs {
+		last = max(last, seq)
+	}
 	for _, k := range tables {
-		seq, err := r.Stream.LastImportedSeq(ctx, OriginSubject(k, peer))
-		if err != nil {
-			return g, err
-		}
-		last = max(last, seq, want[k].Floor)
+		last = max(last, floors[peer][k])
 	}
 	g.StartSeq = max(last+1, oldSeq)
 	return g, nil

@@ -21,7 +21,7 @@ func TestPlanReanchorsGroupsAFloorHasPassed(t *testing.T) {
 		{"floor past the group's start", 42, true},
 	} {
 		want := map[string]map[storage.TableKey]wanted{"b": {dog: {Floor: c.floor}, cat: {}}}
-		p := planReplication([]sourceGroup{group}, want)
+		p := planReplication([]sourceGroup{group}, want, nil)
 		if got := len(p.Drop) == 1 && len(p.Shrunk) == 1 && len(p.Shrunk[0].Remain) == 2; got != c.reanchored {
 			t.Errorf("%s: re-anchored %v, want %v (plan %+v)", c.name, got, c.reanchored, p)
 		}

@@ -50,18 +50,17 @@ func OriginSubject(k storage.TableKey, origin string) string {
 
 func (t *TxnStream) baseConfig() jetstream.StreamConfig {
 	cfg := jetstream.StreamConfig{
-		Name:         TxnStreamName,
-		Description:  "clusterd table transactions of node " + t.Node,
-		Subjects:     []string{"txn.*.*." + t.Node},
-		Storage:      jetstream.FileStorage,
-		Retention:    jetstream.LimitsPolicy,
-		Discard:      jetstream.DiscardOld,
-		Replicas:     1,
-		AllowDirect:  true,
-		MaxConsumers: -1,
-		MaxAge:       t.Limits.MaxAge,
-		MaxBytes:     -1,
-		MaxMsgs:      -1,
+		Name:        TxnStreamName,
+		Description: "clusterd table transactions of node " + t.Node,
+		Subjects:    []string{"txn.*.*." + t.Node},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Replicas:    1,
+		AllowDirect: true,
+		MaxAge:      t.Limits.MaxAge,
+		MaxBytes:    -1,
+		MaxMsgs:     -1,
 		MaxMsgsPerSubject: func() int64 {
 			if t.Limits.MaxMsgs > 0 {
 				return t.Limits.MaxMsgs
@@ -234,17 +233,10 @@ func (t *TxnStream) Describe(ctx context.Context, tables []storage.TableKey) (ma
 // source's start time forward to the local stream's last message time when
 // the stream already holds messages, which would skip the peer's
 // transactions written before our own latest one.
-//
-// "None yet" takes two requests (look up by time, then the last sequence),
-// and the peer may write in between; so the lookup by time is repeated after
-// the last sequence is known: a transaction written meanwhile is found by it,
-// and if none is, every sequence up to the one read is older than t.
 func (t *TxnStream) PeerSeqAt(ctx context.Context, peer string, at time.Time) (uint64, error) {
-	seq, found, err := t.peerSeqByTime(ctx, peer, at)
-	if err != nil || found {
-		return seq, err
-	}
 	api := apiPrefix(peer)
+	// Read the peer's last sequence before searching: a transaction written
+	// after the search is then still at or after last+1.
 	var info struct {
 		Error *jetstream.APIError `json:"error"`
 		State struct {
@@ -260,15 +252,32 @@ func (t *TxnStream) PeerSeqAt(ctx context.Context, peer string, at time.Time) (u
 		}
 		return 0, fmt.Errorf("peer %s: %s", peer, info.Error.Description)
 	}
-	if seq, found, err := t.peerSeqByTime(ctx, peer, at); err != nil || found {
-		return seq, err
+	req, _ := json.Marshal(map[string]any{"start_time": at.UTC(), "next_by_subj": "txn.*.*." + peer})
+	var got struct {
+		Error   *jetstream.APIError `json:"error"`
+		Message *struct {
+			Seq  uint64    `json:"seq"`
+			Time time.Time `json:"time"`
+		} `json:"message"`
+	}
+	if err := t.apiRequest(ctx, api+".STREAM.MSG.GET."+TxnStreamName, req, &got); err != nil {
+		return 0, err
+	}
+	if got.Error != nil && got.Error.ErrorCode != jetstream.JSErrCodeMessageNotFound {
+		return 0, fmt.Errorf("peer %s: %s", peer, got.Error.Description)
+	}
+	// A start time after the peer's last message makes the server search from
+	// the beginning; such an answer predates the start and means "none yet".
+	if got.Error == nil && got.Message != nil && !got.Message.Time.Before(at) {
+		return got.Message.Seq, nil
 	}
 	return info.State.LastSeq + 1, nil
 }
 
-// peerSeqByTime looks up the first of peer's own transactions at or after at.
-func (t *TxnStream) peerSeqByTime(ctx context.Context, peer string, at time.Time) (seq uint64, found bool, err error) {
-	req, _ := json.Marshal(map[string]any{"start_time": at.UTC(), "next_by_subj": "txn.*.*." + peer})
+// PeerNextSeq returns the sequence of peer's first message on subject at or
+// after from, or 0 when there is none.
+func (t *TxnStream) PeerNextSeq(ctx context.Context, peer, subject string, from uint64) (uint64, error) {
+	req, _ := json.Marshal(map[string]any{"seq": from, "next_by_subj": subject})
 	var got struct {
 		Error   *jetstream.APIError `json:"error"`
 		Message *struct {
@@ -276,18 +285,15 @@ func (t *TxnStream) peerSeqByTime(ctx context.Context, peer string, at time.Time
 		} `json:"message"`
 	}
 	if err := t.apiRequest(ctx, apiPrefix(peer)+".STREAM.MSG.GET."+TxnStreamName, req, &got); err != nil {
-		return 0, false, err
+		return 0, err
 	}
-	switch {
-	case got.Error == nil && got.Message != nil:
-		return got.Message.Seq, true, nil
-	case got.Error == nil, got.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return 0, false, nil
-	case got.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound:
-		return 1, true, nil // the peer has written nothing yet
-	default:
-		return 0, false, fmt.Errorf("peer %s: %s", peer, got.Error.Description)
+	if got.Error != nil {
+		if got.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("peer %s: %s", peer, got.Error.Description)
 	}
+	return got.Message.Seq, nil
 }
 
 func (t *TxnStream) apiRequest(ctx context.Context, subject string, body []byte, out any) error {
@@ -301,6 +307,51 @@ func (t *TxnStream) apiRequest(ctx context.Context, subject string, body []byte,
 		return fmt.Errorf("peer JetStream request %s: %w", subject, err)
 	}
 	return json.Unmarshal(m.Data, out)
+}
+
+// LastImportedSeqs returns, for each subject, the origin sequence of the last
+// message this stream holds on it that came through a source (0 if none). It
+// asks in batches of up to 1000 subjects (a direct multi-last get) instead of
+// once per subject: after a restart every table of a peer needs it at once.
+func (t *TxnStream) LastImportedSeqs(ctx context.Context, subjects []string) (map[string]uint64, error) {
+	out := make(map[string]uint64, len(subjects))
+	for start := 0; start < len(subjects); start += 1000 {
+		chunk := subjects[start:min(start+1000, len(subjects))]
+		if err := t.multiLast(ctx, chunk, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (t *TxnStream) multiLast(ctx context.Context, subjects []string, out map[string]uint64) error {
+	inbox := t.NC.NewRespInbox()
+	sub, err := t.NC.SubscribeSync(inbox)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	req, _ := json.Marshal(map[string]any{"multi_last": subjects})
+	if err := t.NC.PublishRequest("$JS.API.DIRECT.GET."+TxnStreamName, inbox, req); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return fmt.Errorf("read last imported sequences: %w", err)
+		}
+		if st := m.Header.Get("Status"); st != "" {
+			switch st {
+			case "204", "404": // end of batch, or nothing on any subject
+				return nil
+			default:
+				return fmt.Errorf("read last imported sequences: status %s %s", st, m.Header.Get("Description"))
+			}
+		}
+		out[m.Header.Get("Nats-Subject")] = sourceSeq(m.Header.Get("Nats-Stream-Source"))
+	}
 }
 
 // Pending counts the messages of subject this node's stream holds from

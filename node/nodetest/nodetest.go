@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -40,7 +42,11 @@ func Start(t testing.TB, cfg node.Config) *node.Node {
 	t.Helper()
 	log := zap.NewNop()
 	if testing.Verbose() {
-		log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+		level := zap.WarnLevel
+		if os.Getenv("CLUSTERD_TEST_LOG") == "info" {
+			level = zap.InfoLevel
+		}
+		log = zaptest.NewLogger(t, zaptest.Level(level))
 	}
 	n, err := node.Start(context.Background(), cfg, node.Options{Log: log})
 	if err != nil {
@@ -161,3 +167,39 @@ func LeafRoute(n *node.Node) map[string]any {
 
 // Name formats a test node name.
 func Name(i int) string { return fmt.Sprintf("n%d", i) }
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// FixedPorts gives cfg fixed free ports, so a restarted node is found again
+// where its peers' routes point. The ports are held open together while
+// chosen, so they differ from each other.
+func FixedPorts(t testing.TB, cfg node.Config) node.Config {
+	t.Helper()
+	var held []net.Listener
+	pick := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	cfg.OperationsAPI.Network.Port = pick()
+	cfg.Clustering.HubServer.Network.Port = pick()
+	cfg.Clustering.HubServer.LeafNodes.Network.Port = pick()
+	cfg.Clustering.HubServer.Cluster.Network.Port = pick()
+	cfg.Clustering.LeafServer.Network.Port = pick()
+	for _, l := range held {
+		l.Close()
+	}
+	return cfg
+}

@@ -1,0 +1,122 @@
+package handlers
+
+import (
+	"testing"
+	"time"
+
+	"github.com/clusterd/clusterd/storage"
+)
+
+func TestNodeOperationValidationMessages(t *testing.T) {
+	o := newOps(t)
+	ok := `{"table":"dog","subscribe":true,"publish":true}`
+	cases := []struct {
+		name string
+		run  runner
+		body string
+		want string
+	}{
+		{"add: empty", o.AddNode, `{}`, "'node_name' is required. 'subscriptions' is required"},
+		{"add: types", o.AddNode, `{"node_name":5,"subscriptions":{}}`, "'node_name' must be a string. 'subscriptions' must be an array"},
+		{"add: empty name, no items", o.AddNode, `{"node_name":"","subscriptions":[]}`, "'node_name' is not allowed to be empty. 'subscriptions' must contain at least 1 items"},
+		{"add: bad name", o.AddNode, `{"node_name":"a.b","subscriptions":[` + ok + `]}`, "'node_name' invalid, must not contain ., * or >"},
+		{"add: wildcard name", o.AddNode, `{"node_name":"a>","subscriptions":[` + ok + `]}`, "'node_name' invalid, must not contain ., * or >"},
+		{"add: own name", o.AddNode, `{"node_name":"n1","subscriptions":[` + ok + `]}`, "'node_name' cannot be this nodes name"},
+		{"add: item not object", o.AddNode, `{"node_name":"b","subscriptions":[1]}`, "'subscriptions[0]' must be of type object"},
+		{"add: item fields", o.AddNode, `{"node_name":"b","subscriptions":[` + ok + `,{}]}`,
+			"'subscriptions[1].table' is required. 'subscriptions[1].subscribe' is required. 'subscriptions[1].publish' is required"},
+		{"add: item types", o.AddNode, `{"node_name":"b","subscriptions":[{"table":1,"subscribe":"yes","publish":2,"database":false}]}`,
+			"'subscriptions[0].database' must be a string. 'subscriptions[0].table' must be a string. 'subscriptions[0].subscribe' must be a boolean. 'subscriptions[0].publish' must be a boolean"},
+		{"add: start_time format", o.AddNode, `{"node_name":"b","subscriptions":[{"table":"t","subscribe":true,"publish":true,"start_time":"yesterday"}]}`,
+			"'subscriptions[0].start_time' must be in ISO 8601 date format"},
+		{"add: start_time date", o.AddNode, `{"node_name":"b","subscriptions":[{"table":"t","subscribe":true,"publish":true,"start_time":"2024-02-30"}]}`,
+			"'subscriptions[0].start_time' must be a valid date"},
+		{"add: table token", o.AddNode, `{"node_name":"b","subscriptions":[{"table":"a.b","subscribe":true,"publish":true}]}`,
+			"'subscriptions[0].table' invalid, must not contain ., *, > or whitespace"},
+		{"add: reserved database", o.AddNode, `{"node_name":"b","subscriptions":[{"database":"_clusterd","table":"t","subscribe":true,"publish":true}]}`,
+			"'subscriptions[0].database' invalid, '_clusterd' is reserved"},
+		{"add: inactive", o.AddNode, `{"node_name":"b","subscriptions":[` + ok + `,{"table":"t","subscribe":false,"publish":"false"}]}`,
+			"'subscriptions[1]' subscribe and/or publish must be set to true when adding a node"},
+		{"update: empty", o.UpdateNode("update_node"), `{}`, "'node_name' is required. 'subscriptions' is required"},
+		{"set_node_replication: own name", o.UpdateNode("set_node_replication"), `{"node_name":"n1","subscriptions":[` + ok + `]}`, "'node_name' cannot be this nodes name"},
+		{"remove: empty", o.RemoveNode, `{}`, "'node_name' is required"},
+		{"remove: type", o.RemoveNode, `{"node_name":[]}`, "'node_name' must be a string"},
+		{"remove: unknown", o.RemoveNode, `{"node_name":"b"}`, "Node 'b' was not found."},
+		{"configure: empty", o.ConfigureCluster, `{}`, "'connections' is required"},
+		{"configure: type", o.ConfigureCluster, `{"connections":"b"}`, "'connections' must be an array"},
+		{"configure: nested", o.ConfigureCluster, `{"connections":[{"node_name":"b"},{"subscriptions":[{"table":"t"}]}]}`,
+			"'connections[0].subscriptions' is required. 'connections[1].node_name' is required. 'connections[1].subscriptions[0].subscribe' is required. 'connections[1].subscriptions[0].publish' is required"},
+		{"configure: nested start_time", o.ConfigureCluster, `{"connections":[{"node_name":"b","subscriptions":[{"table":"t","subscribe":true,"publish":true,"start_time":"x"}]}]}`,
+			"'connections[0].subscriptions[0].start_time' must be in ISO 8601 date format"},
+		{"configure: inactive", o.ConfigureCluster, `{"connections":[{"node_name":"b","subscriptions":[{"table":"t","subscribe":false,"publish":false}]}]}`,
+			"'connections[0].subscriptions[0]' subscribe and/or publish must be set to true when adding a node"},
+		{"configure: duplicate", o.ConfigureCluster, `{"connections":[{"node_name":"b","subscriptions":[` + ok + `]},{"node_name":"b","subscriptions":[` + ok + `]}]}`,
+			"'connections[1].node_name' 'b' is listed more than once"},
+		{"create_table: empty", o.CreateTable, `{}`, "'table' is required"},
+		{"create_table: types", o.CreateTable, `{"table":"","database":3}`, "'database' must be a string. 'table' is not allowed to be empty"},
+		{"create_table: token", o.CreateTable, `{"table":"x y"}`, "'table' invalid, must not contain ., *, > or whitespace"},
+		{"invalid json", o.AddNode, `{"node_name":`, "Invalid JSON body: unexpected EOF"},
+		{"array body", o.RemoveNode, `[]`, "Invalid JSON body: expected a JSON object, got an array"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := reject(t, o, c.run, c.body); got != c.want {
+				t.Fatalf("message\n got: %s\nwant: %s", got, c.want)
+			}
+		})
+	}
+}
+
+func TestClusteringDisabledRefusesNodeOperationsBeforeValidation(t *testing.T) {
+	o := newOps(t)
+	o.ClusteringEnabled = false
+	for name, run := range map[string]runner{
+		"add_node": o.AddNode, "update_node": o.UpdateNode("update_node"), "remove_node": o.RemoveNode, "configure_cluster": o.ConfigureCluster,
+	} {
+		if got := reject(t, o, run, `{"not":"valid"}`); got != "Clustering must be enabled to perform this operation." {
+			t.Fatalf("%s: %s", name, got)
+		}
+	}
+}
+
+func TestMergeSubscriptions(t *testing.T) {
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	t1 := t0.Add(time.Hour)
+	now := t0.Add(48 * time.Hour)
+	sub := func(table string, s, p bool, start *time.Time, epoch int64) storage.Subscription {
+		return storage.Subscription{Database: "data", Table: table, Subscribe: s, Publish: p, StartTime: start, Epoch: epoch}
+	}
+	existing := []storage.Subscription{sub("a", true, true, &t0, 0), sub("b", true, false, &t0, 7)}
+	cases := []struct {
+		name     string
+		incoming []storage.Subscription
+		replace  bool
+		want     []storage.Subscription
+	}{
+		{"upsert keeps others and start", []storage.Subscription{sub("a", false, true, nil, 0)}, false,
+			[]storage.Subscription{sub("a", false, true, &t0, 0), sub("b", true, false, &t0, 7)}},
+		{"new table starts now", []storage.Subscription{sub("c", true, true, nil, 0)}, false,
+			[]storage.Subscription{sub("a", true, true, &t0, 0), sub("b", true, false, &t0, 7), sub("c", true, true, &now, 0)}},
+		{"same start keeps epoch", []storage.Subscription{sub("b", true, true, &t0, 0)}, false,
+			[]storage.Subscription{sub("a", true, true, &t0, 0), sub("b", true, true, &t0, 7)}},
+		{"new start re-sources", []storage.Subscription{sub("a", true, true, &t1, 0)}, false,
+			[]storage.Subscription{sub("a", true, true, &t1, now.UnixNano()), sub("b", true, false, &t0, 7)}},
+		{"replace drops others", []storage.Subscription{sub("b", true, true, nil, 0)}, true,
+			[]storage.Subscription{sub("b", true, true, &t0, 7)}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := mergeSubscriptions(existing, c.incoming, c.replace, now)
+			if len(got) != len(c.want) {
+				t.Fatalf("got %+v\nwant %+v", got, c.want)
+			}
+			for i := range got {
+				g, w := got[i], c.want[i]
+				if g.Key() != w.Key() || g.Subscribe != w.Subscribe || g.Publish != w.Publish || g.Epoch != w.Epoch ||
+					(g.StartTime == nil) != (w.StartTime == nil) || (g.StartTime != nil && !g.StartTime.Equal(*w.StartTime)) {
+					t.Fatalf("[%d] got %+v\nwant %+v", i, g, w)
+				}
+			}
+		})
+	}
+}
