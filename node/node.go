@@ -364,6 +364,8 @@ func loadTLS(t TLS) (server, client *tls.Config, err error) {
 		}
 		server.ClientCAs = pool
 		server.ClientAuth = tls.VerifyClientCertIfGiven
+		// Routes dial with the server's config, so it verifies peers too.
+		server.RootCAs = pool
 		client.RootCAs = pool
 	}
 	return server, client, nil
