@@ -108,10 +108,10 @@ func checkHistory(t *testing.T, where string, got []string, n int) {
 	}
 }
 
-// TestCrashDuringReplicationLosesNothing kills -9 the subscriber and then the
+// TestFaultKillDuringReplicationLosesNothing kills -9 the subscriber and then the
 // origin while transactions flow; every acknowledged transaction reaches the
 // subscriber exactly once, in order.
-func TestCrashDuringReplicationLosesNothing(t *testing.T) {
+func TestFaultKillDuringReplicationLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process crash test")
 	}
@@ -191,10 +191,10 @@ func TestCrashDuringReplicationLosesNothing(t *testing.T) {
 	checkHistory(t, "subscriber b", streamPayloads(t, b.Conn(t), "txn.data.dog.a"), total)
 }
 
-// TestCrashDuringConfigureClusterIsAtomic kills -9 a node while it switches
+// TestFaultKillDuringConfigureClusterIsAtomic kills -9 a node while it switches
 // its setup; after restart its desired state is wholly the old setup or
 // wholly the new one.
-func TestCrashDuringConfigureClusterIsAtomic(t *testing.T) {
+func TestFaultKillDuringConfigureClusterIsAtomic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process crash test")
 	}
@@ -279,7 +279,7 @@ func storedNodes(t *testing.T, p *nodetest.Proc) []storage.Node {
 // A peer frozen past the inter-node timeout makes the operation fail with
 // "listening but did not respond"; when it thaws and applies the request
 // late, the notice left behind brings it back in line with the caller.
-func TestFrozenPeerLeavesNoHalfMadeState(t *testing.T) {
+func TestFaultFrozenPeerLeavesNoHalfMadeState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process test")
 	}
