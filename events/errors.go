@@ -40,6 +40,10 @@ func AsError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
+	var u interface{ Unavailable() bool }
+	if errors.As(err, &u) && u.Unavailable() {
+		return &Error{Status: 503, Message: err.Error(), cause: err}
+	}
 	msg := err.Error()
 	// An unknown error names what failed; keep it readable if a dependency
 	// put data in it (Badger dumps whole keys in hex).
