@@ -316,3 +316,57 @@ func TestFaultFrozenPeerLeavesNoHalfMadeState(t *testing.T) {
 		t.Fatalf("b's record of a = %+v, want the mirror of a's unchanged record (true, true)", s)
 	}
 }
+
+// TestFaultKillDuringAddNode kills -9 the node running add_node at various
+// points (before, between or after the peer's and its own commit); after a
+// restart both nodes end up agreeing: both record the pair as mirror images,
+// or neither records it.
+func TestFaultKillDuringAddNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	a, b := procPair(t)
+	for _, p := range []*nodetest.Proc{a, b} {
+		procOp(t, p, "create_table", map[string]any{"table": "dog"})
+	}
+	for round, delay := range []time.Duration{time.Millisecond, 8 * time.Millisecond} {
+		nodetest.Eventually(t, 15*time.Second, "clean slate", func() bool {
+			r := procOp(t, a, "remove_node", map[string]any{"node_name": "b"})
+			return r.Status == 200 || r.Error() == "Node 'b' was not found."
+		})
+		nc := a.Conn(t)
+		msg := nats.NewMsg("ops.cluster.add_node")
+		msg.Header.Set("Authorization", "Bearer "+a.Token(t))
+		msg.Data, _ = json.Marshal(map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, false)}})
+		if err := nc.PublishMsg(msg); err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.Flush()
+		time.Sleep(delay)
+		a.Kill()
+		a.Restart()
+		// Notices are delivered once due (timeout + 1 s) on the next pass.
+		time.Sleep(7 * time.Second)
+		if err := a.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		na, nb := storedNodes(t, a), storedNodes(t, b)
+		switch {
+		case len(na) == 0 && len(nb) == 0:
+			t.Logf("round %d: neither recorded the pair", round)
+		case len(na) == 1 && len(nb) == 1:
+			sa, sb := na[0].Subscriptions[0], nb[0].Subscriptions[0]
+			if sa.Subscribe != sb.Publish || sa.Publish != sb.Subscribe {
+				t.Fatalf("round %d: records disagree: %+v vs %+v", round, sa, sb)
+			}
+			t.Logf("round %d: both recorded the pair", round)
+		default:
+			t.Fatalf("round %d: half-made state after crash: a has %+v, b has %+v", round, na, nb)
+		}
+		a.Restart()
+		b.Restart()
+	}
+}
