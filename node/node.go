@@ -131,6 +131,7 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		Password:    n.password,
 		LeafUsers:   leafUsers,
 		StoreDir:    filepath.Join(cfg.RootPath, "jetstream"),
+		SyncAlways:  cfg.Clustering.LeafServer.SyncAlways,
 		ServerTLS:   serverTLS,
 		ClientTLS:   clientTLS,
 		Log:         log,
