@@ -84,7 +84,7 @@ func (o *Ops) nodeNameCheck(label string, v any) []string {
 
 func (o *Ops) nodeSchema() Schema {
 	return Schema{
-		{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, Check: o.nodeNameCheck},
+		{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen, Check: o.nodeNameCheck},
 		{Name: "subscriptions", Kind: kArray, Required: true, MinItems: 1, Items: subscriptionSchema},
 	}
 }
@@ -438,7 +438,7 @@ func (o *Ops) PeerRemove(ctx context.Context, from string, _ []byte) (any, error
 	return map[string]bool{"removed": true}, nil
 }
 
-var removeNodeSchema = Schema{{Name: "node_name", Kind: kString, Required: true, NonEmpty: true}}
+var removeNodeSchema = Schema{{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen}}
 
 // RemoveNodeReply is remove_node's reply.
 type RemoveNodeReply struct {

@@ -131,6 +131,7 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		Password:    n.password,
 		LeafUsers:   leafUsers,
 		StoreDir:    filepath.Join(cfg.RootPath, "jetstream"),
+		SyncAlways:  cfg.Clustering.LeafServer.SyncAlways,
 		ServerTLS:   serverTLS,
 		ClientTLS:   clientTLS,
 		Log:         log,
@@ -373,6 +374,8 @@ func loadTLS(t TLS) (server, client *tls.Config, err error) {
 		}
 		server.ClientCAs = pool
 		server.ClientAuth = tls.VerifyClientCertIfGiven
+		// Routes dial with the server's config, so it verifies peers too.
+		server.RootCAs = pool
 		client.RootCAs = pool
 	}
 	return server, client, nil
