@@ -154,19 +154,22 @@ type PeerServer struct {
 
 // StartPeerServer subscribes to this node's inter-node subject and to the
 // mesh-wide broadcast subject. Each call runs in its own goroutine so a slow
-// one does not hold up the rest. Replies name the answering node.
+// one does not hold up the rest. Replies to broadcasts name the answering
+// node.
 func StartPeerServer(nc *nats.Conn, self, password string, handlers map[string]PeerHandler, log *zap.Logger) (*PeerServer, error) {
 	auth := newPeerAuth(password)
-	serve := func(prefix string) nats.MsgHandler {
+	serve := func(prefix string, broadcast bool) nats.MsgHandler {
 		return func(m *nats.Msg) {
 			go func() {
 				reply := func(v any, err error) {
-					var b []byte
+					env := map[string]any{"result": v}
 					if err != nil {
-						b, _ = json.Marshal(map[string]string{"node": self, "error": err.Error()})
-					} else {
-						b, _ = json.Marshal(map[string]any{"node": self, "result": v})
+						env = map[string]any{"error": err.Error()}
 					}
+					if broadcast {
+						env["node"] = self
+					}
+					b, _ := json.Marshal(env)
 					_ = m.Respond(b)
 				}
 				from, err := auth.verify(m)
@@ -190,12 +193,12 @@ func StartPeerServer(nc *nats.Conn, self, password string, handlers map[string]P
 		}
 	}
 	prefix := peerPrefix + self + "."
-	sub, err := nc.QueueSubscribe(prefix+"*", "clusterd", serve(prefix))
+	sub, err := nc.QueueSubscribe(prefix+"*", "clusterd", serve(prefix, false))
 	if err != nil {
 		return nil, err
 	}
 	// Not a queue subscription: a broadcast is for every node.
-	all, err := nc.Subscribe(broadcastPrefix+"*", serve(broadcastPrefix))
+	all, err := nc.Subscribe(broadcastPrefix+"*", serve(broadcastPrefix, true))
 	if err != nil {
 		_ = sub.Unsubscribe()
 		return nil, err
