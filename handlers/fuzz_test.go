@@ -19,6 +19,7 @@ func FuzzRequestDecoders(f *testing.F) {
 		`{}`, `[]`, `null`, `"x"`, `{"server":"hub","routes":[{"host":"h","port":"1"}]}`,
 		`{"routes":[{"host":"h","port":1e400}]}`, `{"node_name":"b","subscriptions":[{"table":"t","subscribe":"true","publish":false,"start_time":"2024-01-01"}]}`,
 		`{"connections":[{"node_name":"b","subscriptions":[]}]}`, `{"table":"t","database":"d"}`, "{\"a\":\"\xff\"}",
+		`{"table":"t","options":{"keep":"1","seq":2,"filter":"txn.data.t.*"}}`,
 		strings.Repeat("[", 5000), `{"node_name":"` + strings.Repeat("a", 300) + `"}`,
 	} {
 		f.Add([]byte(seed))
@@ -33,6 +34,8 @@ func FuzzRequestDecoders(f *testing.F) {
 		"set_routes": o.SetRoutes, "delete_routes": o.DeleteRoutes, "create_table": o.CreateTable,
 		// With clustering disabled these stop before any peer call.
 		"add_node": disabled.AddNode, "remove_node": disabled.RemoveNode, "configure_cluster": disabled.ConfigureCluster,
+		// purge_stream validates fully, then stops at the clustering check.
+		"purge_stream": disabled.PurgeStream, "cluster_status": disabled.ClusterStatus,
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for name, run := range ops {

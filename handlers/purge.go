@@ -14,13 +14,13 @@ import (
 var purgeOptionsSchema = Schema{
 	{Name: "keep", Kind: kNumber, Integer: true, Min: ptr(0)},
 	{Name: "seq", Kind: kNumber, Integer: true, Min: ptr(0)},
-	{Name: "filter", Kind: kString, NonEmpty: true},
+	{Name: "filter", Kind: kString, NonEmpty: true, MaxLen: 4 + 3*MaxNameLen + 3},
 }
 
 var purgeStreamSchema = Schema{
-	{Name: "database", Kind: kString, NonEmpty: true, Check: databaseToken},
-	{Name: "schema", Kind: kString, NonEmpty: true, Check: databaseToken},
-	{Name: "table", Kind: kString, Required: true, NonEmpty: true, Check: nameToken},
+	{Name: "database", Kind: kString, NonEmpty: true, MaxLen: MaxNameLen, Check: databaseToken},
+	{Name: "schema", Kind: kString, NonEmpty: true, MaxLen: MaxNameLen, Check: databaseToken},
+	{Name: "table", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen, Check: nameToken},
 	{Name: "options", Kind: kObject, Items: purgeOptionsSchema},
 }
 

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,6 +125,7 @@ func TestPurgeStreamMessages(t *testing.T) {
 		{`{"table":"d.g"}`, on, "'table' invalid, must not contain ., *, > or whitespace"},
 		{`{"table":"dog","database":7}`, on, "'database' must be a string"},
 		{`{"table":"dog","schema":""}`, on, "'schema' is not allowed to be empty"},
+		{`{"table":"` + strings.Repeat("t", MaxNameLen+1) + `"}`, on, "'table' length must be less than or equal to 250 characters long"},
 		{`{"table":"dog","options":"keep"}`, on, "'options' must be of type object"},
 		{`{"table":"dog","options":[1]}`, on, "'options' must be of type object"},
 		{`{"table":"dog","options":{"keep":-1}}`, on, "'options.keep' must be greater than or equal to 0"},
