@@ -162,7 +162,7 @@ func planReplication(have []sourceGroup, want map[string]map[storage.TableKey]wa
 		for _, k := range g.Tables {
 			if x, ok := w[k]; ok && !x.Resource && !covered[g.Peer][k] {
 				remain = append(remain, k)
-				stale = stale || x.Floor >= g.StartSeq
+				stale = stale || (x.Floor > 0 && x.Floor >= g.StartSeq)
 			}
 		}
 		if len(remain) == len(g.Tables) && len(remain) > 0 && !stalled[g.ID] && !stale {
