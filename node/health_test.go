@@ -181,7 +181,15 @@ func TestReadyzWaitsForConvergenceAndLivezDoesNot(t *testing.T) {
 	if code, body := httpGet(t, n, "/livez"); code != 200 || body != "ok\n" {
 		t.Errorf("/livez = %d %q", code, body)
 	}
-	// The worker retries; readiness holds off however long that takes.
+	// Routes converge; replication cannot, and readiness holds off however
+	// long its worker retries.
+	nodetest.Eventually(t, 10*time.Second, "routes converged", func() bool {
+		code, body := httpGet(t, n, "/readyz")
+		if code != 503 {
+			t.Fatalf("/readyz = %d %q while replication cannot converge", code, body)
+		}
+		return body == "not ready: replication not converged yet\n"
+	})
 	for i := 0; i < 3; i++ {
 		if code, body := httpGet(t, n, "/readyz"); code != 503 || body != "not ready: replication not converged yet\n" {
 			t.Fatalf("/readyz = %d %q, want 503 while replication cannot converge", code, body)
