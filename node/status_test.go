@@ -281,11 +281,26 @@ func TestClusterStatusLagRisesWhileSourceIsDownAndReturnsToZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Act right after a replication pass: the next periodic one is at least
-	// 1.8 s away, which leaves the source down while we look.
+	// 1.8 s away, which leaves the source down while we look. Should the
+	// worker run meanwhile anyway (a slow machine), try again.
+	written := 5
 	for attempt := 0; ; attempt++ {
+		nodetest.Eventually(t, 10*time.Second, "everything received", func() bool {
+			_, s := dogLag(t, a, "b")
+			return s.Lag != nil && *s.Lag == 0 && s.Converged && count(t, a, "txn.data.dog.b") == written
+		})
 		passes := reconcilePasses(t, a, "replication")
 		a.Bus.Publish(events.NodesChanged) // wakes the worker now
 		nodetest.Eventually(t, 5*time.Second, "a replication pass", func() bool { return reconcilePasses(t, a, "replication") > passes })
+		// A wake-up that arrived during that pass runs one more: let it.
+		for settled := reconcilePasses(t, a, "replication"); ; {
+			time.Sleep(150 * time.Millisecond)
+			now := reconcilePasses(t, a, "replication")
+			if now == settled {
+				break
+			}
+			settled = now
+		}
 		start := time.Now()
 		info, err := stream.Info(context.Background())
 		if err != nil {
@@ -297,18 +312,16 @@ func TestClusterStatusLagRisesWhileSourceIsDownAndReturnsToZero(t *testing.T) {
 			t.Fatal(err)
 		}
 		publish(t, b, "data", "dog", 10, fmt.Sprintf("late%d", attempt))
+		written += 10
 		status, s := dogLag(t, a, "b")
-		if time.Since(start) > 1500*time.Millisecond {
+		if time.Since(start) > 1500*time.Millisecond || s.Converged {
 			if attempt < 3 {
-				continue // too slow to be sure the worker did not run meanwhile
+				continue // the worker may have restored the source meanwhile
 			}
-			t.Fatalf("could not look within 1.5 s of a replication pass")
+			t.Fatalf("could not look while the source was down (took %v, converged %v)", time.Since(start), s.Converged)
 		}
 		if status != "open" || s.Lag == nil || *s.Lag != 10 {
 			t.Fatalf("status %s, lag %v while the source is down and b wrote 10, want 10", status, s.Lag)
-		}
-		if s.Converged {
-			t.Errorf("subscription reported converged without a source")
 		}
 		break
 	}
@@ -317,8 +330,8 @@ func TestClusterStatusLagRisesWhileSourceIsDownAndReturnsToZero(t *testing.T) {
 		_, s := dogLag(t, a, "b")
 		return s.Lag != nil && *s.Lag == 0 && s.Converged
 	})
-	if got := count(t, a, "txn.data.dog.b"); got != 15 {
-		t.Fatalf("a holds %d of b's transactions, want 15 (each once)", got)
+	if got := count(t, a, "txn.data.dog.b"); got != written {
+		t.Fatalf("a holds %d of b's transactions, want %d (each once)", got, written)
 	}
 }
 
