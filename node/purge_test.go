@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/clusterd/clusterd/node/nodetest"
 	"github.com/clusterd/clusterd/storage"
 	"github.com/clusterd/clusterd/topology"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func purge(t *testing.T, n *node.Node, body map[string]any) {
@@ -26,9 +28,35 @@ func purge(t *testing.T, n *node.Node, body map[string]any) {
 	}
 }
 
+// held returns the payloads n's stream holds for subject, in order. It reads
+// message by message (direct gets) rather than through a consumer: creating a
+// consumer while the replication worker updates the stream's sources (it
+// re-anchors them after a purge) trips a data race inside nats-server
+// (fileStore.ConsumerStore reads the config UpdateConfig writes).
+func held(t *testing.T, n *node.Node, subject string) []string {
+	t.Helper()
+	ctx := context.Background()
+	s, err := jsFor(t, n).Stream(ctx, "txn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for seq := uint64(1); ; {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("read %s on %s: %v", subject, n.Name(), err)
+		}
+		out = append(out, string(m.Data))
+		seq = m.Sequence + 1
+	}
+}
+
 func wantPayloads(t *testing.T, n *node.Node, subject string, want ...string) {
 	t.Helper()
-	got := received(t, n, subject)
+	got := held(t, n, subject)
 	if !equalStrings(got, want) {
 		t.Fatalf("%s on %s holds %v, want %v", subject, n.Name(), got, want)
 	}
