@@ -86,13 +86,18 @@ func LoadOrCreateIssuerKey(path string) (ed25519.PrivateKey, bool, error) {
 		return nil, false, err
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	// O_EXCL: two processes starting at once must not overwrite each other's key.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return LoadOrCreateIssuerKey(path)
-	}
+	// Write a complete temp file, then link it into place: link fails if the
+	// key exists, so two processes starting at once neither overwrite each
+	// other's key nor read a half-written one.
+	f, err := os.CreateTemp(filepath.Dir(path), ".issuer-key-*")
 	if err != nil {
 		return nil, false, fmt.Errorf("issuer key %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, false, err
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
@@ -102,7 +107,15 @@ func LoadOrCreateIssuerKey(path string) (ed25519.PrivateKey, bool, error) {
 		f.Close()
 		return nil, false, err
 	}
-	return pk, true, f.Close()
+	if err := f.Close(); err != nil {
+		return nil, false, err
+	}
+	if err := os.Link(tmp, path); errors.Is(err, os.ErrExist) {
+		return LoadOrCreateIssuerKey(path)
+	} else if err != nil {
+		return nil, false, fmt.Errorf("issuer key %s: %w", path, err)
+	}
+	return pk, true, nil
 }
 
 // Mint signs a token for user with role, valid for ttl from now.

@@ -40,7 +40,17 @@ func AsError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return &Error{Status: 500, Message: err.Error(), cause: err}
+	var u interface{ Unavailable() bool }
+	if errors.As(err, &u) && u.Unavailable() {
+		return &Error{Status: 503, Message: err.Error(), cause: err}
+	}
+	msg := err.Error()
+	// An unknown error names what failed; keep it readable if a dependency
+	// put data in it (Badger dumps whole keys in hex).
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return &Error{Status: 500, Message: msg, cause: err}
 }
 
 // Body renders the error's JSON reply body.
@@ -72,9 +82,21 @@ func (e *Error) Body() []byte {
 }
 
 func writeValue(b *bytes.Buffer, v any) {
-	out, err := json.Marshal(v)
+	out, err := MarshalJSON(v)
 	if err != nil {
-		out, _ = json.Marshal(fmt.Sprint(v))
+		out, _ = MarshalJSON(fmt.Sprint(v))
 	}
 	b.Write(out)
+}
+
+// MarshalJSON encodes v without escaping <, > and &: replies are read by
+// people in terminals ("must not contain ., * or >"), never embedded in HTML.
+func MarshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

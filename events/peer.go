@@ -194,3 +194,35 @@ func StartPeerServer(nc *nats.Conn, self, password string, handlers map[string]P
 
 // Stop stops taking calls.
 func (p *PeerServer) Stop() { _ = p.sub.Unsubscribe() }
+
+// Announcements are signed one-way broadcasts to every node (e.g. "I have
+// restarted"), on _clusterd.announce.<kind>.<from>.
+const announcePrefix = "_clusterd.announce."
+
+// Announce broadcasts kind from this node with a small body.
+func (c *PeerClient) Announce(kind string, body []byte) error {
+	subject := announcePrefix + kind + "." + c.self
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	msg := nats.NewMsg(subject)
+	msg.Data = body
+	msg.Header.Set(hdrFrom, c.self)
+	msg.Header.Set(hdrTime, ts)
+	msg.Header.Set(hdrSig, c.auth.sign(subject, c.self, ts, body))
+	return c.nc.PublishMsg(msg)
+}
+
+// ListenAnnouncements calls fn for every verified announcement of kind from
+// another node.
+func ListenAnnouncements(nc *nats.Conn, self, password, kind string, fn func(from string, body []byte), log *zap.Logger) (*nats.Subscription, error) {
+	auth := newPeerAuth(password)
+	return nc.Subscribe(announcePrefix+kind+".*", func(m *nats.Msg) {
+		from, err := auth.verify(m)
+		if err != nil {
+			log.Warn("refused announcement", zap.String("subject", m.Subject), zap.Error(err))
+			return
+		}
+		if from != self && strings.HasSuffix(m.Subject, "."+from) {
+			fn(from, m.Data)
+		}
+	})
+}

@@ -254,7 +254,7 @@ func (d *Dispatcher) handle(msg *message.Message) error {
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(reply)
+	b, err := MarshalJSON(reply)
 	if err != nil {
 		return fmt.Errorf("encode reply: %w", err)
 	}

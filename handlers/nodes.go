@@ -84,7 +84,7 @@ func (o *Ops) nodeNameCheck(label string, v any) []string {
 
 func (o *Ops) nodeSchema() Schema {
 	return Schema{
-		{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, Check: o.nodeNameCheck},
+		{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen, Check: o.nodeNameCheck},
 		{Name: "subscriptions", Kind: kArray, Required: true, MinItems: 1, Items: subscriptionSchema},
 	}
 }
@@ -194,30 +194,92 @@ func (o *Ops) setNode(ctx context.Context, op string, body []byte, mode string) 
 }
 
 func (o *Ops) heldTables(subs []storage.Subscription) ([]storage.TableKey, error) {
+	keys := make([]storage.TableKey, len(subs))
+	for i, s := range subs {
+		keys[i] = s.Key()
+	}
+	held, err := o.Store.HeldTables(keys)
+	if err != nil {
+		return nil, err
+	}
 	var out []storage.TableKey
-	for _, s := range subs {
-		ok, err := o.Store.HasTable(s.Key())
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, s.Key())
+	for _, k := range keys {
+		if held[k] {
+			out = append(out, k)
 		}
 	}
 	return out, nil
 }
 
-// linkPeer tells the peer first (so an unreachable peer leaves nothing
-// recorded here), then records the result locally in one transaction.
+// linkPeer records subscriptions with a peer on both nodes. A "sync" notice
+// is written before the peer is told, in the same transaction as the local
+// record when every table is held here (then nothing can be skipped and the
+// local commit runs concurrently with the peer's), else on its own. Whatever
+// happens after that — a peer error, a timeout, a crash — the notices worker
+// later brings the peer's record in line with ours, so the two never stay
+// half-made. On a peer error the local record is put back as it was.
 func (o *Ops) linkPeer(ctx context.Context, op, peer string, subs []storage.Subscription, mode string) (added, skipped []storage.Subscription, err error) {
 	mine, err := o.heldTables(subs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load tables: %w", err)
 	}
+	have := keySet(mine)
+	allHeld := true
+	for _, s := range subs {
+		allHeld = allHeld && have[s.Key()]
+	}
+	now := time.Now()
+	notice := storage.Notice{Peer: peer, Kind: "sync", At: now.UTC()}
+	req := peerSetRequest{Mode: mode, Subscriptions: mirrorAll(subs), CallerTables: mine}
+
+	if allHeld {
+		type result struct {
+			rep peerSetReply
+			err error
+		}
+		peerDone := make(chan result, 1)
+		go func() {
+			var r result
+			r.err = o.Peers.Call(ctx, peer, callNodeSet, req, &r.rep)
+			peerDone <- r
+		}()
+		var prev storage.Node
+		var prevExists bool
+		localErr := o.Store.Update(func(tx *storage.Tx) error {
+			var err error
+			if prev, prevExists, err = tx.Node(peer); err != nil {
+				return err
+			}
+			if err := tx.PutNotice(notice); err != nil {
+				return err
+			}
+			return o.applyLink(tx, peer, subs, have, mode, now)
+		})
+		res := <-peerDone
+		switch {
+		case localErr != nil:
+			if res.err == nil {
+				o.owe(peer) // the peer has it, we do not: re-sync it to our view
+			}
+			return nil, nil, fmt.Errorf("record node %s: %w", peer, localErr)
+		case res.err != nil:
+			if err := o.revertLink(peer, prev, prevExists, notice, errors.Is(res.err, events.ErrNoResponse)); err != nil {
+				return nil, nil, fmt.Errorf("put back node %s after a failed call (%v): %w", peer, res.err, err)
+			}
+			return nil, nil, peerError(op, peer, res.err)
+		}
+		o.Bus.Publish(events.NodesChanged)
+		go func() { _ = o.Store.DeleteNoticeIf(notice) }()
+		return subs, nil, nil
+	}
+
+	if err := o.Store.Update(func(tx *storage.Tx) error { return tx.PutNotice(notice) }); err != nil {
+		return nil, nil, fmt.Errorf("record intent for node %s: %w", peer, err)
+	}
 	var rep peerSetReply
-	if err := o.Peers.Call(ctx, peer, callNodeSet, peerSetRequest{Mode: mode, Subscriptions: mirrorAll(subs), CallerTables: mine}, &rep); err != nil {
-		if errors.Is(err, events.ErrNoResponse) {
-			o.owe(peer)
+	if err := o.Peers.Call(ctx, peer, callNodeSet, req, &rep); err != nil {
+		if !errors.Is(err, events.ErrNoResponse) {
+			_ = o.Store.DeleteNoticeIf(notice)
 		}
 		return nil, nil, peerError(op, peer, err)
 	}
@@ -230,30 +292,13 @@ func (o *Ops) linkPeer(ctx context.Context, op, peer string, subs []storage.Subs
 		}
 	}
 	if len(added) == 0 && mode != modeReplace {
-		return added, skipped, nil
+		return added, skipped, o.Store.DeleteNoticeIf(notice)
 	}
-	have := keySet(mine)
-	now := time.Now()
 	err = o.Store.Update(func(tx *storage.Tx) error {
-		for _, s := range added {
-			if !have[s.Key()] {
-				if _, err := tx.PutTable(storage.Table{TableKey: s.Key(), Created: now}); err != nil {
-					return err
-				}
-			}
-		}
-		n, exists, err := tx.Node(peer)
-		if err != nil {
+		if err := o.applyLink(tx, peer, added, have, mode, now); err != nil {
 			return err
 		}
-		if !exists {
-			n.Added = now
-		}
-		n.Subscriptions = mergeSubscriptions(n.Subscriptions, added, mode != modeUpdate, now)
-		if err := tx.DeleteNotice(peer); err != nil {
-			return err
-		}
-		return tx.PutNode(n)
+		return tx.DeleteNotice(peer)
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("record node %s: %w", peer, err)
@@ -261,6 +306,46 @@ func (o *Ops) linkPeer(ctx context.Context, op, peer string, subs []storage.Subs
 	o.Bus.Publish(events.NodesChanged)
 	o.Bus.Publish(events.TablesChanged)
 	return added, skipped, nil
+}
+
+// applyLink writes the peer's record with subs applied, creating the tables
+// that are not held here yet.
+func (o *Ops) applyLink(tx *storage.Tx, peer string, subs []storage.Subscription, have map[storage.TableKey]bool, mode string, now time.Time) error {
+	for _, s := range subs {
+		if !have[s.Key()] {
+			if _, err := tx.PutTable(storage.Table{TableKey: s.Key(), Created: now}); err != nil {
+				return err
+			}
+		}
+	}
+	n, exists, err := tx.Node(peer)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		n.Added = now
+	}
+	n.Subscriptions = mergeSubscriptions(n.Subscriptions, subs, mode != modeUpdate, now)
+	return tx.PutNode(n)
+}
+
+// revertLink puts the peer's record back after a failed call. After a
+// timeout the notice stays, so the peer — which may have applied the call —
+// is brought back to the restored record.
+func (o *Ops) revertLink(peer string, prev storage.Node, prevExists bool, notice storage.Notice, keepNotice bool) error {
+	err := o.Store.Update(func(tx *storage.Tx) error {
+		if !keepNotice {
+			if err := tx.DeleteNotice(peer); err != nil {
+				return err
+			}
+		}
+		if prevExists {
+			return tx.PutNode(prev)
+		}
+		return tx.DeleteNode(peer)
+	})
+	o.Bus.Publish(events.NodesChanged)
+	return err
 }
 
 func keySet(keys []storage.TableKey) map[storage.TableKey]bool {
@@ -353,7 +438,7 @@ func (o *Ops) PeerRemove(ctx context.Context, from string, _ []byte) (any, error
 	return map[string]bool{"removed": true}, nil
 }
 
-var removeNodeSchema = Schema{{Name: "node_name", Kind: kString, Required: true, NonEmpty: true}}
+var removeNodeSchema = Schema{{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen}}
 
 // RemoveNodeReply is remove_node's reply.
 type RemoveNodeReply struct {
@@ -397,10 +482,18 @@ func (o *Ops) RemoveNode(ctx context.Context, _ events.Caller, body []byte) (any
 	return RemoveNodeReply{Message: "Successfully removed '" + req.NodeName + "' from manifest"}, nil
 }
 
+// ErrNoticeNotDue means a notice is too fresh to deliver: it belongs to an
+// operation still in flight, which settles it itself.
+var ErrNoticeNotDue = errors.New("notice belongs to an operation in flight")
+
 // DeliverNotice brings the peer's record of this node in line with ours (the
 // notices worker calls it until it succeeds): no record here means the peer
 // must forget us; a record means the peer must hold its mirror image.
-func (o *Ops) DeliverNotice(ctx context.Context, n storage.Notice) error {
+// Notices younger than minAge are left to the operation that wrote them.
+func (o *Ops) DeliverNotice(ctx context.Context, n storage.Notice, minAge time.Duration) error {
+	if time.Since(n.At) < minAge {
+		return ErrNoticeNotDue
+	}
 	defer o.locks.lock(n.Peer)()
 	return o.deliverNotice(ctx, n)
 }
@@ -492,11 +585,34 @@ func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, body []byte
 	if err != nil {
 		return nil, fmt.Errorf("load nodes: %w", err)
 	}
+	// Intent first: should we crash while peers are being told, the notices
+	// bring every peer involved back in line with whichever setup we hold.
+	intent := map[string]storage.Notice{}
+	for _, n := range old {
+		intent[n.Name] = storage.Notice{Peer: n.Name, Kind: "sync", At: time.Now().UTC()}
+	}
+	for _, c := range req.Connections {
+		intent[c.NodeName] = storage.Notice{Peer: c.NodeName, Kind: "sync", At: time.Now().UTC()}
+	}
+	if len(intent) > 0 {
+		err := o.Store.Update(func(tx *storage.Tx) error {
+			for _, nt := range intent {
+				if err := tx.PutNotice(nt); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("record intent: %w", err)
+		}
+	}
 	type outcome struct {
 		name          string
 		subs, skipped []storage.Subscription
 		mine          []storage.TableKey
 		err           error
+		timedOut      bool // the peer may have applied it: keep its notice
 	}
 	results := make([]outcome, len(req.Connections))
 	var wg sync.WaitGroup
@@ -515,9 +631,7 @@ func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, body []byte
 			}
 			var rep peerSetReply
 			if err := o.Peers.Call(ctx, name, callNodeSet, peerSetRequest{Mode: modeReplace, Subscriptions: mirrorAll(subs), CallerTables: r.mine}, &rep); err != nil {
-				if errors.Is(err, events.ErrNoResponse) {
-					o.owe(name)
-				}
+				r.timedOut = errors.Is(err, events.ErrNoResponse)
 				r.err = peerError("configure_cluster", name, err)
 				return
 			}
@@ -538,13 +652,33 @@ func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, body []byte
 	// that cannot be reached get a notice delivered later.
 	wg.Wait()
 	failed := map[string]bool{}
+	oldNames := map[string]bool{}
+	for _, n := range old {
+		oldNames[n.Name] = true
+	}
+	// Notices of peers that surely did not apply anything and are not old
+	// peers are dropped; the rest settle below or stay to be delivered.
+	settled := map[string]bool{}
 	for _, r := range results {
 		if r.err != nil {
 			failed[r.name] = true
+			if !r.timedOut && !oldNames[r.name] {
+				settled[r.name] = true
+			}
 		}
 	}
+	dropSettled := func(tx *storage.Tx) error {
+		for name := range settled {
+			if err := tx.DeleteNotice(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if len(failed) > 0 && len(failed) == len(results) {
-		// Nothing of the new setup could be made: keep the old one whole.
+		// Nothing of the new setup could be made: keep the old one whole
+		// (old peers' notices re-sync them with it).
+		_ = o.Store.Update(dropSettled)
 		names := make([]string, 0, len(failed))
 		for n := range failed {
 			names = append(names, n)
@@ -599,7 +733,7 @@ func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, body []byte
 				return err
 			}
 		}
-		return nil
+		return dropSettled(tx)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("switch cluster configuration: %w", err)

@@ -131,6 +131,7 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		Password:    n.password,
 		LeafUsers:   leafUsers,
 		StoreDir:    filepath.Join(cfg.RootPath, "jetstream"),
+		SyncAlways:  cfg.Clustering.LeafServer.SyncAlways,
 		ServerTLS:   serverTLS,
 		ClientTLS:   clientTLS,
 		Log:         log,
@@ -201,6 +202,48 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 	if n.peerSrv, err = events.StartPeerServer(n.nc, cfg.Clustering.NodeName, n.password, n.Ops.PeerHandlers(), log.Named("peer")); err != nil {
 		return nil, err
 	}
+	// Peers' sources from this node lost their consumers if we restarted:
+	// tell them once our stream is back, so they recreate them at once.
+	var bootsMu sync.Mutex
+	boots := map[string]string{} // peer -> boot id last acted on
+	if _, err := events.ListenAnnouncements(n.nc, cfg.Clustering.NodeName, n.password, "restarted", func(from string, boot []byte) {
+		bootsMu.Lock()
+		seen := boots[from] == string(boot)
+		boots[from] = string(boot)
+		bootsMu.Unlock()
+		if !seen {
+			n.Repl.PeerRestarted(from)
+			n.replLoop.Kick()
+		}
+	}, log); err != nil {
+		return nil, err
+	}
+	peers := n.Ops.Peers.(*events.PeerClient)
+	n.goWorker(wctx, func(ctx context.Context) {
+		select {
+		case <-n.replLoop.Converged():
+		case <-ctx.Done():
+			return
+		}
+		// Wait for the mesh (routes are configured by now), then say it a few
+		// times in case routes were still forming; peers act once per boot.
+		for deadline := time.Now().Add(10 * time.Second); len(n.Servers.RoutedPeers()) == 0 && time.Now().Before(deadline); {
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+		}
+		boot := []byte(strconv.FormatInt(n.started.UnixNano(), 10))
+		for _, d := range []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second} {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return
+			}
+			_ = peers.Announce("restarted", boot)
+		}
+	})
 
 	if n.ingress, err = events.StartNATSIngress(n.nc, n.dispatcher, cfg.Clustering.NodeName, Version); err != nil {
 		return nil, err
@@ -322,6 +365,8 @@ func loadTLS(t TLS) (server, client *tls.Config, err error) {
 		}
 		server.ClientCAs = pool
 		server.ClientAuth = tls.VerifyClientCertIfGiven
+		// Routes dial with the server's config, so it verifies peers too.
+		server.RootCAs = pool
 		client.RootCAs = pool
 	}
 	return server, client, nil
@@ -396,8 +441,11 @@ func (n *Node) deliverNotices(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	var failed []string
+	minAge := n.Config.Clustering.RequestTimeout + time.Second
 	for _, nt := range notices {
-		if err := n.Ops.DeliverNotice(ctx, nt); err != nil {
+		if err := n.Ops.DeliverNotice(ctx, nt, minAge); errors.Is(err, handlers.ErrNoticeNotDue) {
+			continue // the next resync comes back for it
+		} else if err != nil {
 			failed = append(failed, nt.Peer+": "+err.Error())
 			continue
 		}

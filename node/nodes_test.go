@@ -9,6 +9,7 @@ import (
 	"github.com/clusterd/clusterd/node"
 	"github.com/clusterd/clusterd/node/nodetest"
 	"github.com/clusterd/clusterd/storage"
+	"github.com/clusterd/clusterd/topology"
 )
 
 func sub(table string, subscribe, publish bool) map[string]any {
@@ -317,7 +318,7 @@ func TestNewStartTimeResourcesFromThatTime(t *testing.T) {
 	nodetest.Eventually(t, 10*time.Second, "re-sourced from midnight", func() bool { return count(t, a, "txn.data.dog.b") == 12 })
 }
 
-// Tables added one by one end up in one source per peer, and the merging
+// Tables added one by one end up in one source per peer and shard, and the merging
 // that gets them there loses and duplicates nothing while writes go on.
 func TestIncrementalSubscriptionsMergeIntoOneSourcePerPeer(t *testing.T) {
 	nodes := mesh(t, "a", "b")
@@ -355,9 +356,14 @@ func TestIncrementalSubscriptionsMergeIntoOneSourcePerPeer(t *testing.T) {
 		op(t, a, "update_node", map[string]any{"node_name": "b", "subscriptions": []any{s}}, 200)
 		time.Sleep(150 * time.Millisecond)
 	}
-	nodetest.Eventually(t, 30*time.Second, "one source for b", func() bool {
+	var keys []storage.TableKey
+	for i := 0; i < tables; i++ {
+		keys = append(keys, storage.TableKey{Database: "data", Table: fmt.Sprintf("t%d", i)})
+	}
+	want := topology.ShardsUsed(keys)
+	nodetest.Eventually(t, 30*time.Second, "one source per shard for b", func() bool {
 		st := a.Repl.Status()["b"]
-		return st.Sources == 1 && st.Converged
+		return st.Sources == want && st.Converged
 	})
 	close(stop)
 	written := <-done
@@ -379,7 +385,7 @@ func TestIncrementalSubscriptionsMergeIntoOneSourcePerPeer(t *testing.T) {
 // A partition between two nodes (their only route cut by a proxy) stops
 // replication; when it heals, everything written meanwhile arrives, once, in
 // order.
-func TestPartitionHealsWithoutLoss(t *testing.T) {
+func TestFaultPartitionHealsWithoutLoss(t *testing.T) {
 	a := nodetest.StartNamed(t, "a")
 	b := nodetest.StartNamed(t, "b")
 	proxy := nodetest.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", a.Servers.Ports().Cluster))

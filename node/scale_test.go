@@ -1,7 +1,11 @@
 package node_test
 
 import (
+	"context"
 	"fmt"
+	"github.com/clusterd/clusterd/storage"
+	"github.com/clusterd/clusterd/topology"
+	"github.com/nats-io/nats.go/jetstream"
 	"os"
 	"strconv"
 	"sync"
@@ -14,9 +18,12 @@ import (
 
 // TestScaleFullMesh runs 5 nodes with every table replicated between every
 // pair, and reports how long convergence takes. CLUSTERD_SCALE_TABLES sets the
-// table count (default 1000; -short uses 50).
+// table count (default 1000; 200 under the race detector, 50 with -short).
 func TestScaleFullMesh(t *testing.T) {
 	tables := 1000
+	if raceEnabled {
+		tables = 200
+	}
 	if testing.Short() {
 		tables = 50
 	}
@@ -25,7 +32,24 @@ func TestScaleFullMesh(t *testing.T) {
 	}
 	names := []string{"n1", "n2", "n3", "n4", "n5"}
 	start := time.Now()
-	nodes := mesh(t, names...)
+	var cfgs []node.Config
+	var nodes []*node.Node
+	for i, name := range names {
+		cfg := nodetest.FixedPorts(t, nodetest.Config(t, name))
+		if i > 0 {
+			cfg.Clustering.HubServer.Cluster.Network.Routes = []node.RouteConfig{{Host: "127.0.0.1", Port: cfgs[0].Clustering.HubServer.Cluster.Network.Port}}
+		}
+		cfgs = append(cfgs, cfg)
+		nodes = append(nodes, nodetest.Start(t, cfg))
+	}
+	nodetest.Eventually(t, 10*time.Second, "full mesh", func() bool {
+		for _, n := range nodes {
+			if len(n.Servers.RoutedPeers()) != len(nodes)-1 {
+				return false
+			}
+		}
+		return true
+	})
 	t.Logf("mesh of %d up in %v", len(nodes), time.Since(start))
 
 	start = time.Now()
@@ -49,9 +73,12 @@ func TestScaleFullMesh(t *testing.T) {
 	t.Logf("%d tables on each node in %v", tables, time.Since(start))
 
 	subs := make([]any, tables)
+	var keys []storage.TableKey
 	for i := range subs {
 		subs[i] = sub(fmt.Sprintf("t%04d", i), true, true)
+		keys = append(keys, storage.TableKey{Database: "data", Table: fmt.Sprintf("t%04d", i)})
 	}
+	wantSources := topology.ShardsUsed(keys)
 	start = time.Now()
 	for i, a := range nodes {
 		for _, b := range nodes[i+1:] {
@@ -66,7 +93,7 @@ func TestScaleFullMesh(t *testing.T) {
 				return false
 			}
 			for _, p := range st {
-				if !p.Converged || p.Sources != 1 {
+				if !p.Converged || p.Sources != wantSources {
 					return false
 				}
 			}
@@ -91,4 +118,38 @@ func TestScaleFullMesh(t *testing.T) {
 		}
 	}
 	t.Logf("first transactions flowing everywhere %v after publishing", time.Since(start))
+
+	{
+		var filters []string
+		for i := 0; i < tables; i++ {
+			filters = append(filters, fmt.Sprintf("txn.data.t%04d.n1", i))
+		}
+		js := jsFor(t, nodes[0])
+		st, _ := js.Stream(context.Background(), "txn")
+		t0 := time.Now()
+		c, err := st.CreateConsumer(context.Background(), jetstream.ConsumerConfig{FilterSubjects: filters, AckPolicy: jetstream.AckNonePolicy})
+		t.Logf("consumer with %d filters created in %v (err %v)", len(filters), time.Since(t0), err)
+		if err == nil {
+			_ = st.DeleteConsumer(context.Background(), c.CachedInfo().Name)
+		}
+	}
+	// Restart one node: how long until replication flows both ways again.
+	restarted := nodes[len(nodes)-1]
+	_ = restarted.Close()
+	start = time.Now()
+	restarted = nodetest.Start(t, cfgs[len(cfgs)-1])
+	serving := time.Since(start)
+	for _, n := range nodes[:len(nodes)-1] {
+		publish(t, n, "data", last, 1, "y")
+	}
+	publish(t, restarted, "data", last, 1, "y")
+	for _, n := range nodes[:len(nodes)-1] {
+		subj := "txn.data." + last + "." + n.Name()
+		nodetest.Eventually(t, 60*time.Second, subj+" on the restarted node", func() bool { return count(t, restarted, subj) == 2 })
+		t.Logf("%s -> restarted after %v", n.Name(), time.Since(start))
+		subj = "txn.data." + last + "." + restarted.Name()
+		nodetest.Eventually(t, 60*time.Second, subj+" on "+n.Name(), func() bool { return count(t, n, subj) == 2 })
+		t.Logf("restarted -> %s after %v", n.Name(), time.Since(start))
+	}
+	t.Logf("restart of a node with %d peers × %d tables: serving in %v, all replication flowing in %v", len(nodes)-1, tables, serving, time.Since(start))
 }

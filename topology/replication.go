@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"strings"
 	"sync"
@@ -32,6 +33,39 @@ type sourceGroup struct {
 }
 
 const markerDB = "_clusterd"
+
+// ShardCount bounds how many source groups a peer's tables are spread over.
+// nats-server checks a source's subject filters against each other on every
+// stream update (quadratic in filters per source): 1000 tables in one source
+// made each update take seconds; in 16 shards of ~60 filters it takes
+// milliseconds, and a change to one table only touches its shard.
+const ShardCount = 16
+
+// ShardOf is the shard a table's replication belongs to.
+func ShardOf(k storage.TableKey) int {
+	h := fnv.New32a()
+	h.Write([]byte(k.Database))
+	h.Write([]byte{0})
+	h.Write([]byte(k.Table))
+	return int(h.Sum32() % ShardCount)
+}
+
+// ShardsUsed is how many source groups a converged peer with these tables has.
+func ShardsUsed(keys []storage.TableKey) int {
+	seen := map[int]bool{}
+	for _, k := range keys {
+		seen[ShardOf(k)] = true
+	}
+	return len(seen)
+}
+
+// shardKey names the (peer, shard) a group belongs to.
+func (g sourceGroup) shardKey() string {
+	if len(g.Tables) == 0 {
+		return g.Peer
+	}
+	return fmt.Sprintf("%s/%d", g.Peer, ShardOf(g.Tables[0]))
+}
 
 func apiPrefix(peer string) string { return "$JS." + peer + ".API" }
 
@@ -179,6 +213,22 @@ type ReplicationReconciler struct {
 	firstSeen map[string]time.Time
 	// lastMerge is when a peer's groups were last merged (or tried).
 	lastMerge map[string]time.Time
+	// restarted holds peers that announced a restart: their sources here
+	// lost their consumers there and are recreated at once.
+	restartedMu sync.Mutex
+	restarted   map[string]bool
+}
+
+// PeerRestarted asks the next pass to recreate every source from peer
+// (at their exact resume points) instead of waiting for them to be judged
+// stalled.
+func (r *ReplicationReconciler) PeerRestarted(peer string) {
+	r.restartedMu.Lock()
+	defer r.restartedMu.Unlock()
+	if r.restarted == nil {
+		r.restarted = map[string]bool{}
+	}
+	r.restarted[peer] = true
 }
 
 // mergeInterval spaces merge attempts for one peer.
@@ -192,31 +242,32 @@ const mergeInterval = 3 * time.Second
 // which is checked against the peer; groups that cannot join yet are
 // restarted where they were and tried again later.
 func (r *ReplicationReconciler) mergeGroups(ctx context.Context, have []sourceGroup) (bool, error) {
-	byPeer := map[string][]sourceGroup{}
+	byShard := map[string][]sourceGroup{}
 	for _, g := range have {
-		byPeer[g.Peer] = append(byPeer[g.Peer], g)
+		byShard[g.shardKey()] = append(byShard[g.shardKey()], g)
 	}
 	if r.lastMerge == nil {
 		r.lastMerge = map[string]time.Time{}
 	}
-	var peer string
-	for p, gs := range byPeer {
-		if len(gs) > 1 && time.Since(r.lastMerge[p]) > mergeInterval {
-			peer = p
+	var key string
+	for k, gs := range byShard {
+		if len(gs) > 1 && time.Since(r.lastMerge[k]) > mergeInterval {
+			key = k
 			break
 		}
 	}
-	if peer == "" {
+	if key == "" {
 		return false, nil
 	}
-	r.lastMerge[peer] = time.Now()
+	r.lastMerge[key] = time.Now()
+	groups := byShard[key]
+	peer := groups[0].Peer
 	var others []sourceGroup
 	for _, g := range have {
-		if g.Peer != peer {
+		if g.shardKey() != key {
 			others = append(others, g)
 		}
 	}
-	groups := byPeer[peer]
 	if err := r.Stream.SetSources(ctx, sources(others)); err != nil {
 		return false, err
 	}
@@ -251,7 +302,7 @@ func (r *ReplicationReconciler) mergeGroups(ctx context.Context, have []sourceGr
 	if err := r.Stream.SetSources(ctx, sources(all)); err != nil {
 		return true, err
 	}
-	r.Log.Info("replication groups merged", zap.String("peer", peer), zap.Int("groups_before", len(groups)), zap.Int("groups_after", len(rest)+1))
+	r.Log.Info("replication groups merged", zap.String("peer", peer), zap.String("shard", key), zap.Int("groups_before", len(groups)), zap.Int("groups_after", len(rest)+1))
 	return true, nil
 }
 
@@ -320,6 +371,14 @@ func (r *ReplicationReconciler) stalledGroups(info *jetstream.StreamInfo, have [
 		}
 	}
 	stalled := map[string]bool{}
+	r.restartedMu.Lock()
+	for _, g := range have {
+		if r.restarted[g.Peer] {
+			stalled[g.ID] = true
+		}
+	}
+	r.restarted = nil
+	r.restartedMu.Unlock()
 	for _, si := range info.Sources {
 		id := ""
 		for _, tr := range si.SubjectTransforms {
@@ -483,8 +542,22 @@ func (r *ReplicationReconciler) freshGroups(ctx context.Context, peer string, ta
 	if err != nil {
 		return nil, nil, err
 	}
-	bySeq := map[uint64]int{}
+	type groupKey struct {
+		shard int
+		seq   uint64
+	}
+	bySeq := map[groupKey]int{}
 	seqAt := map[time.Time]uint64{}
+	var lastImported map[string]uint64
+	if anyImported > 0 {
+		subjects := make([]string, len(tables))
+		for i, k := range tables {
+			subjects[i] = OriginSubject(k, peer)
+		}
+		if lastImported, err = r.Stream.LastImportedSeqs(ctx, subjects); err != nil {
+			return nil, nil, err
+		}
+	}
 	for _, k := range tables {
 		w := want[k]
 		var seq uint64
@@ -493,14 +566,8 @@ func (r *ReplicationReconciler) freshGroups(ctx context.Context, peer string, ta
 				return nil, nil, fmt.Errorf("purge %s before re-sourcing: %w", OriginSubject(k, peer), err)
 			}
 			resourced = append(resourced, k)
-		} else if anyImported > 0 {
-			last, err := r.Stream.LastImportedSeq(ctx, OriginSubject(k, peer))
-			if err != nil {
-				return nil, nil, err
-			}
-			if last > 0 {
-				seq = last + 1
-			}
+		} else if last := lastImported[OriginSubject(k, peer)]; last > 0 {
+			seq = last + 1
 		}
 		if seq == 0 {
 			var ok bool
@@ -511,11 +578,12 @@ func (r *ReplicationReconciler) freshGroups(ctx context.Context, peer string, ta
 				seqAt[w.Start] = seq
 			}
 		}
-		if i, ok := bySeq[seq]; ok {
+		gk := groupKey{ShardOf(k), seq}
+		if i, ok := bySeq[gk]; ok {
 			groups[i].Tables = append(groups[i].Tables, k)
 			continue
 		}
-		bySeq[seq] = len(groups)
+		bySeq[gk] = len(groups)
 		groups = append(groups, sourceGroup{Peer: peer, ID: newGroupID(), Tables: []storage.TableKey{k}, StartSeq: seq})
 	}
 	return groups, resourced, nil
@@ -526,12 +594,16 @@ func (r *ReplicationReconciler) freshGroups(ctx context.Context, peer string, ta
 // imported yet, from the old start.
 func (r *ReplicationReconciler) resumeGroup(ctx context.Context, peer string, tables []storage.TableKey, oldSeq uint64) (sourceGroup, error) {
 	g := sourceGroup{Peer: peer, ID: newGroupID(), Tables: tables}
+	subjects := make([]string, len(tables))
+	for i, k := range tables {
+		subjects[i] = OriginSubject(k, peer)
+	}
+	seqs, err := r.Stream.LastImportedSeqs(ctx, subjects)
+	if err != nil {
+		return g, err
+	}
 	var last uint64
-	for _, k := range tables {
-		seq, err := r.Stream.LastImportedSeq(ctx, OriginSubject(k, peer))
-		if err != nil {
-			return g, err
-		}
+	for _, seq := range seqs {
 		last = max(last, seq)
 	}
 	g.StartSeq = max(last+1, oldSeq)

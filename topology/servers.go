@@ -40,6 +40,7 @@ type ServerOptions struct {
 	Password    string
 	LeafUsers   []User
 	StoreDir    string // JetStream storage
+	SyncAlways  bool   // fsync every JetStream write before acknowledging it
 	// ServerTLS, when set, is required on every listener; ClientTLS is used
 	// to dial routes and leafnode remotes.
 	ServerTLS *tls.Config
@@ -176,6 +177,7 @@ func StartServers(o ServerOptions) (*Servers, error) {
 		JetStream:              true,
 		JetStreamDomain:        o.NodeName,
 		StoreDir:               filepath.Join(o.StoreDir),
+		SyncAlways:             o.SyncAlways,
 		DisableJetStreamBanner: true,
 		LeafNode:               server.LeafNodeOpts{ReconnectInterval: 250 * time.Millisecond},
 	}

@@ -285,3 +285,48 @@ func (t *TxnStream) apiRequest(ctx context.Context, subject string, body []byte,
 	}
 	return json.Unmarshal(m.Data, out)
 }
+
+// LastImportedSeqs returns, for each subject, the origin sequence of the last
+// message this stream holds on it that came through a source (0 if none). It
+// asks in batches of up to 1000 subjects (a direct multi-last get) instead of
+// once per subject: after a restart every table of a peer needs it at once.
+func (t *TxnStream) LastImportedSeqs(ctx context.Context, subjects []string) (map[string]uint64, error) {
+	out := make(map[string]uint64, len(subjects))
+	for start := 0; start < len(subjects); start += 1000 {
+		chunk := subjects[start:min(start+1000, len(subjects))]
+		if err := t.multiLast(ctx, chunk, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (t *TxnStream) multiLast(ctx context.Context, subjects []string, out map[string]uint64) error {
+	inbox := t.NC.NewRespInbox()
+	sub, err := t.NC.SubscribeSync(inbox)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	req, _ := json.Marshal(map[string]any{"multi_last": subjects})
+	if err := t.NC.PublishRequest("$JS.API.DIRECT.GET."+TxnStreamName, inbox, req); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return fmt.Errorf("read last imported sequences: %w", err)
+		}
+		if st := m.Header.Get("Status"); st != "" {
+			switch st {
+			case "204", "404": // end of batch, or nothing on any subject
+				return nil
+			default:
+				return fmt.Errorf("read last imported sequences: status %s %s", st, m.Header.Get("Description"))
+			}
+		}
+		out[m.Header.Get("Nats-Subject")] = sourceSeq(m.Header.Get("Nats-Stream-Source"))
+	}
+}

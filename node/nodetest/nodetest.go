@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -41,7 +42,11 @@ func Start(t testing.TB, cfg node.Config) *node.Node {
 	t.Helper()
 	log := zap.NewNop()
 	if testing.Verbose() {
-		log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+		level := zap.WarnLevel
+		if os.Getenv("CLUSTERD_TEST_LOG") == "info" {
+			level = zap.InfoLevel
+		}
+		log = zaptest.NewLogger(t, zaptest.Level(level))
 	}
 	n, err := node.Start(context.Background(), cfg, node.Options{Log: log})
 	if err != nil {
@@ -175,12 +180,26 @@ func FreePort(t testing.TB) int {
 }
 
 // FixedPorts gives cfg fixed free ports, so a restarted node is found again
-// where its peers' routes point.
+// where its peers' routes point. The ports are held open together while
+// chosen, so they differ from each other.
 func FixedPorts(t testing.TB, cfg node.Config) node.Config {
-	cfg.OperationsAPI.Network.Port = FreePort(t)
-	cfg.Clustering.HubServer.Network.Port = FreePort(t)
-	cfg.Clustering.HubServer.LeafNodes.Network.Port = FreePort(t)
-	cfg.Clustering.HubServer.Cluster.Network.Port = FreePort(t)
-	cfg.Clustering.LeafServer.Network.Port = FreePort(t)
+	t.Helper()
+	var held []net.Listener
+	pick := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	cfg.OperationsAPI.Network.Port = pick()
+	cfg.Clustering.HubServer.Network.Port = pick()
+	cfg.Clustering.HubServer.LeafNodes.Network.Port = pick()
+	cfg.Clustering.HubServer.Cluster.Network.Port = pick()
+	cfg.Clustering.LeafServer.Network.Port = pick()
+	for _, l := range held {
+		l.Close()
+	}
 	return cfg
 }
