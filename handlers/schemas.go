@@ -107,6 +107,9 @@ func probeValues(f Field) []any {
 	switch f.Kind {
 	case kString:
 		p = append(p, 12, "")
+		if f.MaxLen > 0 {
+			p = append(p, strings.Repeat("a", f.MaxLen+1))
+		}
 		if len(f.OneOf) > 0 {
 			p = append(p, "zzz")
 		}
