@@ -165,11 +165,14 @@ func TestNodeAddressedThroughTheMesh(t *testing.T) {
 		t.Fatalf("the table was created on a too: %+v", onA)
 	}
 	// The same with WithNode, and a route set on b from a's connection.
+	// (b's own client connects first: nats-server re-reads its users on every
+	// reload, and a client connecting meanwhile can be refused.)
+	bAdmin := admin(t, nodes[1])
 	viaOption := admin(t, nodes[0], client.WithNode("b"))
 	if _, err := viaOption.SetRoutes(ctx, client.SetRoutesRequest{Server: client.Leaf, Routes: []client.Route{{Host: "127.0.0.1", Port: 9}}}); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := admin(t, nodes[1]).GetRoutes(ctx); err != nil || len(r.Leaf) != 1 {
+	if r, err := bAdmin.GetRoutes(ctx); err != nil || len(r.Leaf) != 1 {
 		t.Fatalf("b's routes: %+v %v", r, err)
 	}
 	if r, err := a.GetRoutes(ctx); err != nil || len(r.Leaf) != 0 {
