@@ -41,6 +41,9 @@ func (o *Ops) requestSchemas() map[string]Schema {
 		"configure_cluster":     o.configureSchema(),
 		"create_table":          createTableSchema,
 		"describe_all":          nil,
+		"cluster_status":        nil,
+		"cluster_network":       clusterNetworkSchema,
+		"purge_stream":          purgeStreamSchema,
 	}
 }
 
