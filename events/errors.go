@@ -40,7 +40,17 @@ func AsError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return &Error{Status: 500, Message: err.Error(), cause: err}
+	var u interface{ Unavailable() bool }
+	if errors.As(err, &u) && u.Unavailable() {
+		return &Error{Status: 503, Message: err.Error(), cause: err}
+	}
+	msg := err.Error()
+	// An unknown error names what failed; keep it readable if a dependency
+	// put data in it (Badger dumps whole keys in hex).
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return &Error{Status: 500, Message: msg, cause: err}
 }
 
 // Body renders the error's JSON reply body.

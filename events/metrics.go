@@ -1,6 +1,7 @@
 package events
 
 import (
+	"runtime"
 	"strconv"
 	"time"
 
@@ -41,16 +42,16 @@ func NewMetrics(version string) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}, []string{"worker"}),
 		QueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "clusterd_worker_queue_depth", Help: "Keys waiting to be reconciled, by worker.",
+			Name: "clusterd_worker_queue_depth", Help: "Items still to converge after the worker's latest pass (routes: routes differing from the servers; replication: subscribed tables no healthy source carries; notices: notices not yet delivered), by worker.",
 		}, []string{"worker"}),
 		ReplicationLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "clusterd_replication_lag_messages", Help: "Messages a peer holds that this node has not yet received, by peer.",
+			Name: "clusterd_replication_lag_messages", Help: "Messages a peer holds that this node has not yet received, by peer, as the stream's sources report it at each replication pass (cluster_status counts it exactly, per table).",
 		}, []string{"peer"}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "clusterd_build_info", Help: "Build information; the value is always 1.",
-	}, []string{"version"})
-	build.WithLabelValues(version).Set(1)
+	}, []string{"version", "go_version"})
+	build.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(m.requests, m.requestDuration, m.ReconcileResults, m.ReconcileSeconds, m.QueueDepth, m.ReplicationLag, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

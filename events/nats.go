@@ -32,11 +32,21 @@ const ServiceName = "clusterd"
 
 // StartNATSIngress registers the service on nc.
 func StartNATSIngress(nc *nats.Conn, d *Dispatcher, nodeName, version string) (*NATSIngress, error) {
+	stats := map[string]*endpointStats{}
+	for name := range d.Operations() {
+		stats[name] = &endpointStats{}
+	}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
 		Version:     version,
 		Description: "clusterd clustering operations for node " + nodeName,
 		Metadata:    map[string]string{"node": nodeName},
+		StatsHandler: func(e *micro.Endpoint) any {
+			if s := stats[e.Name]; s != nil {
+				return s.data()
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("register micro service: %w", err)
@@ -48,9 +58,9 @@ func StartNATSIngress(nc *nats.Conn, d *Dispatcher, nodeName, version string) (*
 			// The reply is sent later, from the router: micro.Request's
 			// Respond/Error must not be used after the handler returns (micro
 			// reads the request's error right then, unsynchronized), so reply
-			// on the connection directly. Endpoint stats therefore count
-			// requests but not errors.
-			d.Dispatch(requestOf(op, r.Data(), r.Headers().Get), replyOn(nc, r.Reply()))
+			// on the connection directly. micro's endpoint stats therefore
+			// count requests but not errors; the endpoint's data does.
+			d.Dispatch(requestOf(op, r.Data(), r.Headers().Get), stats[op].counted(replyOn(nc, r.Reply())))
 		}), micro.WithEndpointSubject(LocalPrefix+op), micro.WithEndpointMetadata(map[string]string{"operation": op}))
 		if err != nil {
 			_ = svc.Stop()
@@ -74,7 +84,8 @@ func StartNATSIngress(nc *nats.Conn, d *Dispatcher, nodeName, version string) (*
 		if m.Reply == "" {
 			return
 		}
-		d.Dispatch(requestOf(strings.TrimPrefix(m.Subject, nodePrefix), m.Data, headerGetter(m)), msgResponder(m))
+		op := strings.TrimPrefix(m.Subject, nodePrefix)
+		d.Dispatch(requestOf(op, m.Data, headerGetter(m)), stats[op].counted(msgResponder(m)))
 	})
 	if err != nil {
 		_ = unknown.Unsubscribe()

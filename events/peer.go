@@ -146,54 +146,72 @@ func (c *PeerClient) Call(ctx context.Context, node, call string, req, resp any)
 // PeerHandler serves one inter-node call from node `from`.
 type PeerHandler func(ctx context.Context, from string, body []byte) (any, error)
 
-// PeerServer answers inter-node calls addressed to this node.
+// PeerServer answers inter-node calls addressed to this node, and the
+// broadcast calls every node answers.
 type PeerServer struct {
-	sub *nats.Subscription
+	subs []*nats.Subscription
 }
 
-// StartPeerServer subscribes to this node's inter-node subject. Each call runs
-// in its own goroutine so a slow one does not hold up the rest.
+// StartPeerServer subscribes to this node's inter-node subject and to the
+// mesh-wide broadcast subject. Each call runs in its own goroutine so a slow
+// one does not hold up the rest. Replies to broadcasts name the answering
+// node.
 func StartPeerServer(nc *nats.Conn, self, password string, handlers map[string]PeerHandler, log *zap.Logger) (*PeerServer, error) {
 	auth := newPeerAuth(password)
-	prefix := peerPrefix + self + "."
-	sub, err := nc.QueueSubscribe(prefix+"*", "clusterd", func(m *nats.Msg) {
-		go func() {
-			reply := func(v any, err error) {
-				var b []byte
-				if err != nil {
-					b, _ = json.Marshal(map[string]string{"error": err.Error()})
-				} else {
-					b, _ = json.Marshal(map[string]any{"result": v})
+	serve := func(prefix string, broadcast bool) nats.MsgHandler {
+		return func(m *nats.Msg) {
+			go func() {
+				reply := func(v any, err error) {
+					env := map[string]any{"result": v}
+					if err != nil {
+						env = map[string]any{"error": err.Error()}
+					}
+					if broadcast {
+						env["node"] = self
+					}
+					b, _ := json.Marshal(env)
+					_ = m.Respond(b)
 				}
-				_ = m.Respond(b)
-			}
-			from, err := auth.verify(m)
-			if err != nil {
-				log.Warn("refused inter-node request", zap.String("subject", m.Subject), zap.Error(err))
-				reply(nil, err)
-				return
-			}
-			call := strings.TrimPrefix(m.Subject, prefix)
-			h, ok := handlers[call]
-			if !ok {
-				reply(nil, fmt.Errorf("unknown inter-node call %q", call))
-				return
-			}
-			v, err := h(context.Background(), from, m.Data)
-			if err != nil {
-				log.Warn("inter-node call failed", zap.String("call", call), zap.String("peer", from), zap.Error(err))
-			}
-			reply(v, err)
-		}()
-	})
+				from, err := auth.verify(m)
+				if err != nil {
+					log.Warn("refused inter-node request", zap.String("subject", m.Subject), zap.Error(err))
+					reply(nil, err)
+					return
+				}
+				call := strings.TrimPrefix(m.Subject, prefix)
+				h, ok := handlers[call]
+				if !ok {
+					reply(nil, fmt.Errorf("unknown inter-node call %q", call))
+					return
+				}
+				v, err := h(context.Background(), from, m.Data)
+				if err != nil {
+					log.Warn("inter-node call failed", zap.String("call", call), zap.String("peer", from), zap.Error(err))
+				}
+				reply(v, err)
+			}()
+		}
+	}
+	prefix := peerPrefix + self + "."
+	sub, err := nc.QueueSubscribe(prefix+"*", "clusterd", serve(prefix, false))
 	if err != nil {
 		return nil, err
 	}
-	return &PeerServer{sub: sub}, nc.Flush()
+	// Not a queue subscription: a broadcast is for every node.
+	all, err := nc.Subscribe(broadcastPrefix+"*", serve(broadcastPrefix, true))
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	return &PeerServer{subs: []*nats.Subscription{sub, all}}, nc.Flush()
 }
 
 // Stop stops taking calls.
-func (p *PeerServer) Stop() { _ = p.sub.Unsubscribe() }
+func (p *PeerServer) Stop() {
+	for _, s := range p.subs {
+		_ = s.Unsubscribe()
+	}
+}
 
 // Announcements are signed one-way broadcasts to every node (e.g. "I have
 // restarted"), on _clusterd.announce.<kind>.<from>.
@@ -225,4 +243,73 @@ func ListenAnnouncements(nc *nats.Conn, self, password, kind string, fn func(fro
 			fn(from, m.Data)
 		}
 	})
+}
+
+// broadcastPrefix is the subject prefix of calls every node in the mesh
+// answers (_clusterd.all.<call>). Like node calls, they are signed and only
+// clusterd's internal user may use the subjects.
+const broadcastPrefix = "_clusterd.all."
+
+// PeerReply is one node's answer to a broadcast call.
+type PeerReply struct {
+	Node    string
+	Elapsed time.Duration // from sending the call to receiving this reply
+	Result  json.RawMessage
+	Err     error // a *RemoteError when the node refused or failed the call
+}
+
+// Broadcast sends call to every node in the mesh, this one included, and
+// hands each reply to onReply until onReply returns true (done), ctx ends or
+// wait passes. Nodes reachable by more than one path may answer twice;
+// callers deduplicate by PeerReply.Node. Running out of time is not an error:
+// the replies received so far are what the mesh answered.
+func (c *PeerClient) Broadcast(ctx context.Context, call string, req any, wait time.Duration, onReply func(PeerReply) (done bool)) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	inbox := c.nc.NewInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return fmt.Errorf("broadcast %s: %w", call, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	subject := broadcastPrefix + call
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	msg := nats.NewMsg(subject)
+	msg.Reply = inbox
+	msg.Data = body
+	msg.Header.Set(hdrFrom, c.self)
+	msg.Header.Set(hdrTime, ts)
+	msg.Header.Set(hdrSig, c.auth.sign(subject, c.self, ts, body))
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	start := time.Now()
+	if err := c.nc.PublishMsg(msg); err != nil {
+		return fmt.Errorf("broadcast %s: %w", call, err)
+	}
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("broadcast %s: %w", call, err)
+		}
+		var env struct {
+			Node   string          `json:"node"`
+			Error  *string         `json:"error"`
+			Result json.RawMessage `json:"result"`
+		}
+		if json.Unmarshal(m.Data, &env) != nil || env.Node == "" {
+			continue // not a clusterd reply
+		}
+		r := PeerReply{Node: env.Node, Elapsed: time.Since(start), Result: env.Result}
+		if env.Error != nil {
+			r.Err = &RemoteError{Message: *env.Error}
+		}
+		if onReply(r) {
+			return nil
+		}
+	}
 }

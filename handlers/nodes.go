@@ -95,7 +95,7 @@ func (o *Ops) nodeNameCheck(label string, v any) []string {
 
 func (o *Ops) nodeSchema() Schema {
 	return Schema{
-		{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, Check: o.nodeNameCheck},
+		{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen, Check: o.nodeNameCheck},
 		{Name: "subscriptions", Kind: kArray, Required: true, MinItems: 1, Items: subscriptionSchema},
 	}
 }
@@ -635,7 +635,7 @@ func (o *Ops) PeerRemove(ctx context.Context, from string, _ []byte) (any, error
 	return map[string]bool{"removed": true}, nil
 }
 
-var removeNodeSchema = Schema{{Name: "node_name", Kind: kString, Required: true, NonEmpty: true}}
+var removeNodeSchema = Schema{{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen}}
 
 // RemoveNodeReply is remove_node's reply.
 type RemoveNodeReply struct {
@@ -729,6 +729,8 @@ func (o *Ops) PeerHandlers() map[string]events.PeerHandler {
 		callNodeSet:      o.PeerSet,
 		callNodeSetBatch: o.PeerSetBatch,
 		callNodeRemove:   o.PeerRemove,
+		callStatus:       o.PeerStatus,
+		callNetwork:      o.PeerNetwork,
 	}
 }
 

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,8 @@ func TestNodeOperationValidationMessages(t *testing.T) {
 		{"create_table: empty", o.CreateTable, `{}`, "'table' is required"},
 		{"create_table: types", o.CreateTable, `{"table":"","database":3}`, "'database' must be a string. 'table' is not allowed to be empty"},
 		{"create_table: token", o.CreateTable, `{"table":"x y"}`, "'table' invalid, must not contain ., *, > or whitespace"},
+		{"create_table: long", o.CreateTable, `{"table":"` + strings.Repeat("t", 251) + `"}`, "'table' length must be less than or equal to 250 characters long"},
+		{"add: long name", o.AddNode, `{"node_name":"` + strings.Repeat("n", 251) + `","subscriptions":[` + ok + `]}`, "'node_name' length must be less than or equal to 250 characters long"},
 		{"invalid json", o.AddNode, `{"node_name":`, "Invalid JSON body: unexpected EOF"},
 		{"array body", o.RemoveNode, `[]`, "Invalid JSON body: expected a JSON object, got an array"},
 	}

@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"time"
+
 	"github.com/clusterd/clusterd/events"
 	"github.com/clusterd/clusterd/storage"
 	"github.com/clusterd/clusterd/topology"
@@ -14,6 +16,14 @@ type Ops struct {
 	Bus               *events.Bus
 	Peers             Peers
 	Txn               *topology.TxnStream
+
+	// What cluster_status and cluster_network observe of this node.
+	Servers  *topology.Servers
+	Repl     *topology.ReplicationReconciler
+	Mesh     Broadcaster
+	Started  time.Time
+	Version  string
+	HTTPPort func() int
 
 	locks nodeLocks
 	links linkQueues
@@ -32,6 +42,9 @@ func (o *Ops) Operations() []events.Operation {
 		{Name: "configure_cluster", Handler: "configureCluster", Mutating: true, Run: o.ConfigureCluster},
 		{Name: "create_table", Handler: "createTable", Mutating: true, Run: o.CreateTable},
 		{Name: "describe_all", Handler: "describeAll", Run: o.DescribeAll},
+		{Name: "cluster_status", Handler: "clusterStatus", Run: o.ClusterStatus},
+		{Name: "cluster_network", Handler: "clusterNetwork", Run: o.ClusterNetwork},
+		{Name: "purge_stream", Handler: "purgeStream", Mutating: true, Run: o.PurgeStream},
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 )
 
 var routeSchema = Schema{
-	{Name: "host", Kind: kString, Required: true, NonEmpty: true},
+	{Name: "host", Kind: kString, Required: true, NonEmpty: true, MaxLen: 253},
 	{Name: "port", Kind: kNumber, Required: true, Integer: true, Min: ptr(0), Max: ptr(65535)},
 }
 

@@ -14,7 +14,7 @@ import (
 )
 
 // newOps returns route operations over a real store in a temp dir.
-func newOps(t *testing.T) *Ops {
+func newOps(t testing.TB) *Ops {
 	t.Helper()
 	st, err := storage.Open(t.TempDir())
 	if err != nil {

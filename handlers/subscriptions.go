@@ -29,10 +29,14 @@ func databaseToken(label string, v any) []string {
 	return nil
 }
 
+// MaxNameLen bounds database, table and node names: they become NATS
+// subject tokens and storage keys.
+const MaxNameLen = 250
+
 var subscriptionSchema = Schema{
-	{Name: "database", Kind: kString, NonEmpty: true, Check: databaseToken},
-	{Name: "schema", Kind: kString, NonEmpty: true, Check: databaseToken},
-	{Name: "table", Kind: kString, Required: true, NonEmpty: true, Check: nameToken},
+	{Name: "database", Kind: kString, NonEmpty: true, MaxLen: MaxNameLen, Check: databaseToken},
+	{Name: "schema", Kind: kString, NonEmpty: true, MaxLen: MaxNameLen, Check: databaseToken},
+	{Name: "table", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen, Check: nameToken},
 	{Name: "subscribe", Kind: kBool, Required: true},
 	{Name: "publish", Kind: kBool, Required: true},
 	{Name: "start_time", Kind: kString, Date: true},

@@ -10,9 +10,9 @@ import (
 )
 
 var createTableSchema = Schema{
-	{Name: "database", Kind: kString, NonEmpty: true, Check: databaseToken},
-	{Name: "schema", Kind: kString, NonEmpty: true, Check: databaseToken},
-	{Name: "table", Kind: kString, Required: true, NonEmpty: true, Check: nameToken},
+	{Name: "database", Kind: kString, NonEmpty: true, MaxLen: MaxNameLen, Check: databaseToken},
+	{Name: "schema", Kind: kString, NonEmpty: true, MaxLen: MaxNameLen, Check: databaseToken},
+	{Name: "table", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen, Check: nameToken},
 }
 
 type tableRequest struct {

@@ -35,6 +35,7 @@ type Field struct {
 	Kind     kind
 	Required bool
 	NonEmpty bool     // strings: not ""
+	MaxLen   int      // strings: at most this many bytes (0 = no limit)
 	OneOf    []string // strings
 	Min      *float64 // numbers
 	Max      *float64 // numbers
@@ -131,6 +132,9 @@ func (f Field) check(label, path string, v any) (any, []string) {
 			}
 		} else if len(f.OneOf) > 0 && !contains(f.OneOf, s) {
 			problems = append(problems, fmt.Sprintf("%s must be one of [%s]", label, strings.Join(f.OneOf, ", ")))
+		}
+		if f.MaxLen > 0 && len(s) > f.MaxLen {
+			problems = append(problems, fmt.Sprintf("%s length must be less than or equal to %d characters long", label, f.MaxLen))
 		}
 		if f.Date && s != "" {
 			if _, msg := parseISODate(s); msg != "" {

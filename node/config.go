@@ -85,6 +85,10 @@ type LeafServer struct {
 	Network LeafNetwork `yaml:"network"`
 	Users   []LeafUser  `yaml:"users"`
 	Streams Streams     `yaml:"streams"`
+	// SyncAlways makes JetStream fsync every transaction before acknowledging
+	// it (else it syncs every 2 minutes: an OS crash can lose acknowledged
+	// transactions that a process crash cannot).
+	SyncAlways bool `yaml:"syncAlways"`
 }
 
 type LeafNetwork struct {

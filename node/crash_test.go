@@ -108,10 +108,10 @@ func checkHistory(t *testing.T, where string, got []string, n int) {
 	}
 }
 
-// TestCrashDuringReplicationLosesNothing kills -9 the subscriber and then the
+// TestFaultKillDuringReplicationLosesNothing kills -9 the subscriber and then the
 // origin while transactions flow; every acknowledged transaction reaches the
 // subscriber exactly once, in order.
-func TestCrashDuringReplicationLosesNothing(t *testing.T) {
+func TestFaultKillDuringReplicationLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process crash test")
 	}
@@ -191,10 +191,10 @@ func TestCrashDuringReplicationLosesNothing(t *testing.T) {
 	checkHistory(t, "subscriber b", streamPayloads(t, b.Conn(t), "txn.data.dog.a"), total)
 }
 
-// TestCrashDuringConfigureClusterIsAtomic kills -9 a node while it switches
+// TestFaultKillDuringConfigureClusterIsAtomic kills -9 a node while it switches
 // its setup; after restart its desired state is wholly the old setup or
 // wholly the new one.
-func TestCrashDuringConfigureClusterIsAtomic(t *testing.T) {
+func TestFaultKillDuringConfigureClusterIsAtomic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process crash test")
 	}
@@ -279,7 +279,7 @@ func storedNodes(t *testing.T, p *nodetest.Proc) []storage.Node {
 // A peer frozen past the inter-node timeout makes the operation fail with
 // "listening but did not respond"; when it thaws and applies the request
 // late, the notice left behind brings it back in line with the caller.
-func TestFrozenPeerLeavesNoHalfMadeState(t *testing.T) {
+func TestFaultFrozenPeerLeavesNoHalfMadeState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process test")
 	}
@@ -314,5 +314,59 @@ func TestFrozenPeerLeavesNoHalfMadeState(t *testing.T) {
 	}
 	if s := nodes[0].Subscriptions[0]; !s.Subscribe || !s.Publish {
 		t.Fatalf("b's record of a = %+v, want the mirror of a's unchanged record (true, true)", s)
+	}
+}
+
+// TestFaultKillDuringAddNode kills -9 the node running add_node at various
+// points (before, between or after the peer's and its own commit); after a
+// restart both nodes end up agreeing: both record the pair as mirror images,
+// or neither records it.
+func TestFaultKillDuringAddNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	a, b := procPair(t)
+	for _, p := range []*nodetest.Proc{a, b} {
+		procOp(t, p, "create_table", map[string]any{"table": "dog"})
+	}
+	for round, delay := range []time.Duration{time.Millisecond, 8 * time.Millisecond} {
+		nodetest.Eventually(t, 15*time.Second, "clean slate", func() bool {
+			r := procOp(t, a, "remove_node", map[string]any{"node_name": "b"})
+			return r.Status == 200 || r.Error() == "Node 'b' was not found."
+		})
+		nc := a.Conn(t)
+		msg := nats.NewMsg("ops.cluster.add_node")
+		msg.Header.Set("Authorization", "Bearer "+a.Token(t))
+		msg.Data, _ = json.Marshal(map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, false)}})
+		if err := nc.PublishMsg(msg); err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.Flush()
+		time.Sleep(delay)
+		a.Kill()
+		a.Restart()
+		// Notices are delivered once due (timeout + 1 s) on the next pass.
+		time.Sleep(7 * time.Second)
+		if err := a.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		na, nb := storedNodes(t, a), storedNodes(t, b)
+		switch {
+		case len(na) == 0 && len(nb) == 0:
+			t.Logf("round %d: neither recorded the pair", round)
+		case len(na) == 1 && len(nb) == 1:
+			sa, sb := na[0].Subscriptions[0], nb[0].Subscriptions[0]
+			if sa.Subscribe != sb.Publish || sa.Publish != sb.Subscribe {
+				t.Fatalf("round %d: records disagree: %+v vs %+v", round, sa, sb)
+			}
+			t.Logf("round %d: both recorded the pair", round)
+		default:
+			t.Fatalf("round %d: half-made state after crash: a has %+v, b has %+v", round, na, nb)
+		}
+		a.Restart()
+		b.Restart()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +53,7 @@ func TestHealthAndMetricsEndpoints(t *testing.T) {
 		`clusterd_requests_total{operation="cluster_get_routes",status="401"} 1`,
 		`clusterd_requests_total{operation="unknown",status="400"} 1`,
 		`clusterd_reconcile_total{result="converged",worker="routes"}`,
-		`clusterd_build_info{version="` + node.Version + `"} 1`,
+		`clusterd_build_info{go_version="` + runtime.Version() + `",version="` + node.Version + `"} 1`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -131,6 +131,7 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		Password:    n.password,
 		LeafUsers:   leafUsers,
 		StoreDir:    filepath.Join(cfg.RootPath, "jetstream"),
+		SyncAlways:  cfg.Clustering.LeafServer.SyncAlways,
 		ServerTLS:   serverTLS,
 		ClientTLS:   clientTLS,
 		Log:         log,
@@ -152,13 +153,19 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 	if timeout <= 0 {
 		timeout = 2 * time.Second
 	}
+	peers := events.NewPeerClient(n.nc, cfg.Clustering.NodeName, n.password, timeout)
 	n.Ops = &handlers.Ops{
 		NodeName:          cfg.Clustering.NodeName,
 		ClusteringEnabled: cfg.Clustering.Enabled,
 		Store:             n.Store,
 		Bus:               n.Bus,
-		Peers:             events.NewPeerClient(n.nc, cfg.Clustering.NodeName, n.password, timeout),
+		Peers:             peers,
 		Txn:               txn,
+		Servers:           n.Servers,
+		Mesh:              peers,
+		Started:           n.started,
+		Version:           Version,
+		HTTPPort:          n.HTTPPort,
 	}
 	if n.dispatcher, err = events.NewDispatcher(n.Ops.Operations(), verifier, n.Metrics, log.Named("ops")); err != nil {
 		return nil, err
@@ -176,9 +183,11 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		Resync:    2 * time.Second,
 		Log:       log,
 		Metrics:   n.Metrics,
+		Backlog:   n.routeBacklog,
 	}
 	n.goWorker(wctx, n.routeLoop.Run)
-	n.Repl = &topology.ReplicationReconciler{Store: n.Store, Stream: txn, Log: log}
+	n.Repl = &topology.ReplicationReconciler{Store: n.Store, Stream: txn, Log: log, Metrics: n.Metrics}
+	n.Ops.Repl = n.Repl
 	n.replLoop = &topology.Loop{
 		Name:      "replication",
 		Reconcile: n.Repl.Reconcile,
@@ -186,6 +195,7 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		Resync:    2 * time.Second,
 		Log:       log,
 		Metrics:   n.Metrics,
+		Backlog:   n.Repl.Backlog,
 	}
 	n.goWorker(wctx, n.replLoop.Run)
 	noticeLoop := &topology.Loop{
@@ -196,6 +206,7 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		MaxBackoff: 3 * time.Second,
 		Log:        log,
 		Metrics:    n.Metrics,
+		Backlog:    n.noticeBacklog,
 	}
 	n.goWorker(wctx, noticeLoop.Run)
 	if n.peerSrv, err = events.StartPeerServer(n.nc, cfg.Clustering.NodeName, n.password, n.Ops.PeerHandlers(), log.Named("peer")); err != nil {
@@ -217,7 +228,6 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 	}, log); err != nil {
 		return nil, err
 	}
-	peers := n.Ops.Peers.(*events.PeerClient)
 	n.goWorker(wctx, func(ctx context.Context) {
 		select {
 		case <-n.replLoop.Converged():
@@ -364,6 +374,8 @@ func loadTLS(t TLS) (server, client *tls.Config, err error) {
 		}
 		server.ClientCAs = pool
 		server.ClientAuth = tls.VerifyClientCertIfGiven
+		// Routes dial with the server's config, so it verifies peers too.
+		server.RootCAs = pool
 		client.RootCAs = pool
 	}
 	return server, client, nil
@@ -428,6 +440,52 @@ func (n *Node) Ready() (bool, string) {
 		return false, "replication not converged yet"
 	}
 	return true, ""
+}
+
+// routeBacklog counts desired routes the servers are not configured with,
+// and configured routes no longer desired.
+func (n *Node) routeBacklog() int {
+	want, err := n.Store.Routes()
+	if err != nil {
+		return 0
+	}
+	hub, leaf, err := n.Servers.ObservedRoutes()
+	if err != nil {
+		return 0
+	}
+	return routeDiff(want.Hub, hub) + routeDiff(want.Leaf, leaf)
+}
+
+func routeDiff(want, have []storage.Route) int {
+	in := func(list []storage.Route, r storage.Route) bool {
+		for _, x := range list {
+			if x == r {
+				return true
+			}
+		}
+		return false
+	}
+	d := 0
+	for _, r := range want {
+		if !in(have, r) {
+			d++
+		}
+	}
+	for _, r := range have {
+		if !in(want, r) {
+			d++
+		}
+	}
+	return d
+}
+
+// noticeBacklog counts the notices still owed to peers.
+func (n *Node) noticeBacklog() int {
+	ns, err := n.Store.Notices()
+	if err != nil {
+		return 0
+	}
+	return len(ns)
 }
 
 // deliverNotices retries the notices owed to peers (remove_node while the

@@ -386,7 +386,7 @@ func TestIncrementalSubscriptionsMergeIntoOneSourcePerPeer(t *testing.T) {
 // A partition between two nodes (their only route cut by a proxy) stops
 // replication; when it heals, everything written meanwhile arrives, once, in
 // order.
-func TestPartitionHealsWithoutLoss(t *testing.T) {
+func TestFaultPartitionHealsWithoutLoss(t *testing.T) {
 	a := nodetest.StartNamed(t, "a")
 	b := nodetest.StartNamed(t, "b")
 	proxy := nodetest.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", a.Servers.Ports().Cluster))

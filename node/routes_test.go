@@ -32,7 +32,7 @@ func TestHubRouteMeshesLiveAndDeleteTakesItDown(t *testing.T) {
 	if r.Status != 200 {
 		t.Fatalf("delete routes: %d %s", r.Status, r.Body)
 	}
-	nodetest.Eventually(t, 3*time.Second, "route gone", func() bool {
+	nodetest.Eventually(t, 10*time.Second, "route gone", func() bool {
 		return len(a.Servers.RoutedPeers()) == 0 && len(b.Servers.RoutedPeers()) == 0
 	})
 }

@@ -14,8 +14,18 @@ import (
 
 // ErrDiskFull is returned instead of writing when the store's filesystem is
 // nearly full: Badger dies with SIGBUS when it cannot extend a file, so we
-// refuse the write while we still can.
-var ErrDiskFull = errors.New("not enough free disk space for the state store")
+// refuse the write while we still can. It is temporary: writes succeed again
+// once space is freed.
+var ErrDiskFull error = diskFullError{}
+
+type diskFullError struct{}
+
+func (diskFullError) Error() string {
+	return fmt.Sprintf("not enough free disk space under the state store (writes need %d MiB free); free some space and retry", MinFreeBytes>>20)
+}
+
+// Unavailable marks the error as a temporary condition of this node.
+func (diskFullError) Unavailable() bool { return true }
 
 // MinFreeBytes is the free space below which writes are refused.
 var MinFreeBytes uint64 = 64 << 20

@@ -36,6 +36,9 @@ type Loop struct {
 	MaxBackoff time.Duration
 	Log        *zap.Logger
 	Metrics    *events.Metrics
+	// Backlog, when set, counts the items still to converge after a pass;
+	// it feeds the worker's queue depth gauge.
+	Backlog func() int
 
 	mu       sync.Mutex
 	status   Status
@@ -129,6 +132,9 @@ func (l *Loop) record(start time.Time, changed bool, err error) {
 	if l.Metrics != nil {
 		l.Metrics.ReconcileResults.WithLabelValues(l.Name, result).Inc()
 		l.Metrics.ReconcileSeconds.WithLabelValues(l.Name).Observe(took.Seconds())
+		if l.Backlog != nil {
+			l.Metrics.QueueDepth.WithLabelValues(l.Name).Set(float64(l.Backlog()))
+		}
 	}
 	l.mu.Lock()
 	l.status.LastAttempt = start

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clusterd/clusterd/events"
 	"github.com/clusterd/clusterd/storage"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -127,6 +128,10 @@ type wanted struct {
 	Start    time.Time
 	Epoch    int64
 	Resource bool // re-source from Start, dropping what was imported
+	// Floor is the import floor (see storage.RaiseImportFloor): the peer's
+	// sequences up to it were received here, though a purge may have
+	// removed them. A group must start after the floors of its tables.
+	Floor uint64
 }
 
 // replicationPlan is what a pass must change.
@@ -153,12 +158,14 @@ func planReplication(have []sourceGroup, want map[string]map[storage.TableKey]wa
 	for _, g := range have {
 		w := want[g.Peer]
 		var remain []storage.TableKey
+		stale := false // a purge removed what this group would resume from
 		for _, k := range g.Tables {
 			if x, ok := w[k]; ok && !x.Resource && !covered[g.Peer][k] {
 				remain = append(remain, k)
+				stale = stale || (x.Floor > 0 && x.Floor >= g.StartSeq)
 			}
 		}
-		if len(remain) == len(g.Tables) && len(remain) > 0 && !stalled[g.ID] {
+		if len(remain) == len(g.Tables) && len(remain) > 0 && !stalled[g.ID] && !stale {
 			p.Keep = append(p.Keep, g)
 		} else {
 			p.Drop = append(p.Drop, g)
@@ -205,9 +212,14 @@ type ReplicationReconciler struct {
 	Store  *storage.Store
 	Stream *TxnStream
 	Log    *zap.Logger
+	// Metrics, when set, receives the replication lag per peer that
+	// JetStream reports for the sources.
+	Metrics *events.Metrics
 
-	mu     sync.Mutex
-	status map[string]PeerReplication
+	mu       sync.Mutex
+	status   map[string]PeerReplication
+	backlog  int
+	lagPeers map[string]bool
 	// firstSeen is when each group was first seen on the stream (by ID), so
 	// a new group gets time to start before it can be judged stalled.
 	firstSeen map[string]time.Time
@@ -241,7 +253,7 @@ func sameWant(a, b map[string]map[storage.TableKey]wanted) bool {
 		}
 		for k, x := range wa {
 			y, ok := wb[k]
-			if !ok || !x.Start.Equal(y.Start) || x.Epoch != y.Epoch || x.Resource != y.Resource {
+			if !ok || !x.Start.Equal(y.Start) || x.Epoch != y.Epoch || x.Resource != y.Resource || x.Floor != y.Floor {
 				return false
 			}
 		}
@@ -449,13 +461,17 @@ func (r *ReplicationReconciler) desired() (map[string]map[storage.TableKey]wante
 	if err != nil {
 		return nil, fmt.Errorf("load nodes: %w", err)
 	}
+	floors, err := r.Store.ImportFloors()
+	if err != nil {
+		return nil, fmt.Errorf("load import floors: %w", err)
+	}
 	out := map[string]map[storage.TableKey]wanted{}
 	for _, n := range nodes {
 		for _, s := range n.Subscriptions {
 			if !s.Subscribe {
 				continue
 			}
-			w := wanted{Start: n.Added, Epoch: s.Epoch}
+			w := wanted{Start: n.Added, Epoch: s.Epoch, Floor: floors[n.Name][s.Key()]}
 			if s.StartTime != nil {
 				w.Start = *s.StartTime
 			}
@@ -606,8 +622,13 @@ func (r *ReplicationReconciler) freshGroups(ctx context.Context, peer string, ta
 			if err := r.Stream.Purge(ctx, jetstream.WithPurgeSubject(OriginSubject(k, peer))); err != nil {
 				return nil, nil, fmt.Errorf("purge %s before re-sourcing: %w", OriginSubject(k, peer), err)
 			}
+			// Starting over from the start time: what was received before
+			// no longer bounds where the new group starts.
+			if err := r.Store.ClearImportFloor(peer, k); err != nil {
+				return nil, nil, err
+			}
 			resourced = append(resourced, k)
-		} else if last := lastImported[OriginSubject(k, peer)]; last > 0 {
+		} else if last := max(lastImported[OriginSubject(k, peer)], w.Floor); last > 0 {
 			seq = last + 1
 		}
 		if seq == 0 {
@@ -631,8 +652,8 @@ func (r *ReplicationReconciler) freshGroups(ctx context.Context, peer string, ta
 }
 
 // resumeGroup builds a group for tables that were replicating and must go on
-// exactly after the last transaction imported for any of them; with nothing
-// imported yet, from the old start.
+// exactly after the last transaction imported (or purged after import, see
+// wanted.Floor) for any of them; with nothing imported yet, from the old start.
 func (r *ReplicationReconciler) resumeGroup(ctx context.Context, peer string, tables []storage.TableKey, oldSeq uint64) (sourceGroup, error) {
 	g := sourceGroup{Peer: peer, ID: newGroupID(), Tables: tables}
 	subjects := make([]string, len(tables))
@@ -643,9 +664,16 @@ func (r *ReplicationReconciler) resumeGroup(ctx context.Context, peer string, ta
 	if err != nil {
 		return g, err
 	}
+	floors, err := r.Store.ImportFloors()
+	if err != nil {
+		return g, fmt.Errorf("load import floors: %w", err)
+	}
 	var last uint64
 	for _, seq := range seqs {
 		last = max(last, seq)
+	}
+	for _, k := range tables {
+		last = max(last, floors[peer][k])
 	}
 	g.StartSeq = max(last+1, oldSeq)
 	return g, nil
@@ -659,7 +687,9 @@ func sources(gs []sourceGroup) []*jetstream.StreamSource {
 	return out
 }
 
-// observe records per-peer state from the stream's source infos.
+// observe records per-peer state from the stream's source infos, the
+// backlog (subscribed tables no healthy source carries yet) and the lag
+// gauges.
 func (r *ReplicationReconciler) observe(info *jetstream.StreamInfo, want map[string]map[storage.TableKey]wanted, peerErrs map[string]error) {
 	st := map[string]PeerReplication{}
 	for peer := range want {
@@ -683,7 +713,135 @@ func (r *ReplicationReconciler) observe(info *jetstream.StreamInfo, want map[str
 		}
 		st[peer] = p
 	}
+	errs := sourceErrors(info)
+	carried := map[string]map[storage.TableKey]bool{}
+	for _, src := range info.Config.Sources {
+		g, ok := parseSource(src)
+		if !ok || errs[g.ID] != "" {
+			continue
+		}
+		if carried[g.Peer] == nil {
+			carried[g.Peer] = map[storage.TableKey]bool{}
+		}
+		for _, k := range g.Tables {
+			carried[g.Peer][k] = true
+		}
+	}
+	backlog := 0
+	for peer, w := range want {
+		for k := range w {
+			if !carried[peer][k] {
+				backlog++
+			}
+		}
+	}
 	r.mu.Lock()
-	r.status = st
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	r.status, r.backlog = st, backlog
+	if r.Metrics == nil {
+		return
+	}
+	// The peer label set stays bounded: peers no longer replicated from are
+	// removed from the gauge.
+	for peer := range r.lagPeers {
+		if _, ok := st[peer]; !ok {
+			r.Metrics.ReplicationLag.DeleteLabelValues(peer)
+		}
+	}
+	r.lagPeers = map[string]bool{}
+	for peer, p := range st {
+		r.Metrics.ReplicationLag.WithLabelValues(peer).Set(float64(p.Lag))
+		r.lagPeers[peer] = true
+	}
+}
+
+// Backlog is the number of subscribed tables that no healthy source carried
+// at the end of the latest pass: the worker's queue.
+func (r *ReplicationReconciler) Backlog() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.backlog
+}
+
+// sourceErrors maps group ids to the error JetStream reports for the group's
+// source ("" when none).
+func sourceErrors(info *jetstream.StreamInfo) map[string]string {
+	out := map[string]string{}
+	for _, si := range info.Sources {
+		if si == nil || si.Error == nil {
+			continue
+		}
+		for _, tr := range si.SubjectTransforms {
+			p := strings.Split(tr.Source, ".")
+			if len(p) == 4 && p[0] == "txn" && p[1] == markerDB {
+				out[p[2]] = si.Error.Error()
+			}
+		}
+	}
+	return out
+}
+
+// TablePosition is how far this node has received one table's transactions
+// from a peer, and whether a source carries them.
+type TablePosition struct {
+	// Next is the first of the peer's stream sequences for the table not
+	// received here; 0 when unknown (no source yet and nothing received),
+	// in which case everything from Since is outstanding.
+	Next  uint64
+	Since time.Time
+	// Sourced says a source group carries the table; SourceError is the
+	// error JetStream reports for that source.
+	Sourced     bool
+	SourceError string
+}
+
+// Positions reports, for every table n's subscriptions pull from n, how far
+// this node has received it. Received means imported, imported and then
+// purged (the import floor), or skipped on purpose because it precedes the
+// subscription's start (the group's start sequence).
+func (r *ReplicationReconciler) Positions(ctx context.Context, n storage.Node) (map[storage.TableKey]TablePosition, error) {
+	out := map[storage.TableKey]TablePosition{}
+	info, err := r.Stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", TxnStreamName, err)
+	}
+	floors, err := r.Store.ImportFloors()
+	if err != nil {
+		return nil, fmt.Errorf("load import floors: %w", err)
+	}
+	errs := sourceErrors(info)
+	groups := map[storage.TableKey]sourceGroup{}
+	for _, src := range info.Config.Sources {
+		if g, ok := parseSource(src); ok && g.Peer == n.Name {
+			for _, k := range g.Tables {
+				groups[k] = g
+			}
+		}
+	}
+	for _, s := range n.Subscriptions {
+		if !s.Subscribe {
+			continue
+		}
+		k := s.Key()
+		last, err := r.Stream.LastImportedSeq(ctx, OriginSubject(k, n.Name))
+		if err != nil {
+			return nil, err
+		}
+		through := max(last, floors[n.Name][k])
+		p := TablePosition{Since: n.Added}
+		if s.StartTime != nil {
+			p.Since = *s.StartTime
+		}
+		if g, ok := groups[k]; ok {
+			p.Sourced, p.SourceError = true, errs[g.ID]
+			if g.StartSeq > 0 {
+				through = max(through, g.StartSeq-1)
+			}
+		}
+		if through > 0 || p.Sourced {
+			p.Next = through + 1
+		}
+		out[k] = p
+	}
+	return out, nil
 }

@@ -40,6 +40,7 @@ type ServerOptions struct {
 	Password    string
 	LeafUsers   []User
 	StoreDir    string // JetStream storage
+	SyncAlways  bool   // fsync every JetStream write before acknowledging it
 	// ServerTLS, when set, is required on every listener; ClientTLS is used
 	// to dial routes and leafnode remotes.
 	ServerTLS *tls.Config
@@ -176,6 +177,7 @@ func StartServers(o ServerOptions) (*Servers, error) {
 		JetStream:              true,
 		JetStreamDomain:        o.NodeName,
 		StoreDir:               filepath.Join(o.StoreDir),
+		SyncAlways:             o.SyncAlways,
 		DisableJetStreamBanner: true,
 		LeafNode:               server.LeafNodeOpts{ReconnectInterval: 250 * time.Millisecond},
 	}
@@ -410,3 +412,19 @@ func (n natsLogger) Fatalf(f string, v ...any) { n.l.Error(fmt.Sprintf(f, v...))
 func (n natsLogger) Errorf(f string, v ...any) { n.l.Warn(fmt.Sprintf(f, v...)) }
 func (n natsLogger) Debugf(f string, v ...any) {}
 func (n natsLogger) Tracef(f string, v ...any) {}
+
+// ClusterPort is the port of the hub's cluster listener (the clustering port).
+func (s *Servers) ClusterPort() int { return s.Hub.ClusterAddr().Port }
+
+// RoutedNodes returns the names of the nodes whose hub this hub has a live
+// route to (hub server names are "<node>-hub"), sorted and without duplicates.
+func (s *Servers) RoutedNodes() []string {
+	peers := s.RoutedPeers()
+	out := make([]string, 0, len(peers))
+	for _, p := range peers {
+		if n, ok := strings.CutSuffix(p, "-hub"); ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}

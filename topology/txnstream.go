@@ -126,7 +126,30 @@ func (t *TxnStream) SetSources(ctx context.Context, sources []*jetstream.StreamS
 
 // LastImportedSeq returns the origin stream sequence of the last message of
 // subject this stream holds that arrived through a source (0 if none).
+//
+// It is one direct get: looking the stream up first would cost a stream
+// info, whose size grows with the number of sources, on every call.
 func (t *TxnStream) LastImportedSeq(ctx context.Context, subject string) (uint64, error) {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	m, err := t.NC.RequestWithContext(rctx, "$JS.API.DIRECT.GET."+TxnStreamName+"."+subject, nil)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return t.lastImportedSeqByLookup(ctx, subject) // no stream yet, or direct gets off
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read last message of %s: %w", subject, err)
+	}
+	switch status := m.Header.Get("Status"); status {
+	case "":
+		return sourceSeq(m.Header.Get("Nats-Stream-Source")), nil
+	case "404":
+		return 0, nil
+	default:
+		return 0, fmt.Errorf("read last message of %s: %s %s", subject, status, m.Header.Get("Description"))
+	}
+}
+
+func (t *TxnStream) lastImportedSeqByLookup(ctx context.Context, subject string) (uint64, error) {
 	s, err := t.JS.Stream(ctx, TxnStreamName)
 	if err != nil {
 		return 0, err
@@ -329,4 +352,40 @@ func (t *TxnStream) multiLast(ctx context.Context, subjects []string, out map[st
 		}
 		out[m.Header.Get("Nats-Subject")] = sourceSeq(m.Header.Get("Nats-Stream-Source"))
 	}
+}
+
+// Pending counts the messages of subject this node's stream holds from
+// stream sequence next on, or, when next is 0, from time since on. It asks
+// for one message of a batched direct get, whose Nats-Num-Pending header
+// counts the matching messages after it: exact, whatever the stream's size,
+// and without creating a consumer.
+func (t *TxnStream) Pending(ctx context.Context, subject string, next uint64, since time.Time) (uint64, error) {
+	req := map[string]any{"next_by_subj": subject, "batch": 1}
+	if next > 0 {
+		req["seq"] = next
+	} else {
+		req["start_time"] = since.UTC()
+	}
+	body, _ := json.Marshal(req)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	m, err := t.NC.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+TxnStreamName, body)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return 0, nil // no stream yet: it holds nothing
+	}
+	if err != nil {
+		return 0, fmt.Errorf("count pending %s: %w", subject, err)
+	}
+	switch status := m.Header.Get("Status"); status {
+	case "":
+	case "404", "204":
+		return 0, nil
+	default:
+		return 0, fmt.Errorf("count pending %s: %s %s", subject, status, m.Header.Get("Description"))
+	}
+	np, err := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("count pending %s: no Nats-Num-Pending in the reply (nats-server older than 2.11?)", subject)
+	}
+	return np + 1, nil
 }

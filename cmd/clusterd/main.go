@@ -2,6 +2,8 @@
 //
 //	clusterd [--config FILE] [--log-format json|console] [--log-level info]
 //	clusterd token [--config FILE] --role super_user --user admin --ttl 1h
+//	clusterd config check [--config FILE]
+//	clusterd demo [--dir DIR] [--base-port 19100]
 package main
 
 import (
@@ -34,6 +36,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		switch args[0] {
 		case "token":
 			return tokenCmd(args[1:], stdout)
+		case "config":
+			return configCmd(args[1:], stdout, stderr)
+		case "demo":
+			return demoCmd(args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintln(stdout, node.Version)
 			return nil

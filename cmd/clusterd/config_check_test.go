@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "clusterd.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigCheckRedactsSecrets(t *testing.T) {
+	p := writeConfig(t, `
+clustering:
+  nodeName: n1
+  password: hunter2-cluster
+  leafServer:
+    users:
+      - {user: app, password: hunter2-app}
+      - {user: nopass}
+`)
+	t.Setenv("CLUSTERING_HUBSERVER_CLUSTER_NETWORK_PORT", "19932")
+	out, warnings, err := configCheck(t, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warnings != "" {
+		t.Fatalf("warnings: %s", warnings)
+	}
+	for _, secret := range []string{"hunter2-cluster", "hunter2-app"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("%s printed:\n%s", secret, out)
+		}
+	}
+	for _, want := range []string{
+		"# clusterd configuration: valid. Effective values from " + p,
+		"  password: <redacted>\n",
+		"      - user: app\n        password: <redacted>\n",
+		"      - user: nopass\n        password: \"\"\n",
+		"      port: 19932\n", // the env override is in effect
+		"nodeName: n1\n",
+		"requestTimeout: 2s\n", // defaults are shown too
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("want %q in:\n%s", want, out)
+		}
+	}
+}
+
+func TestConfigCheckRefusesBadConfigs(t *testing.T) {
+	for _, tc := range []struct{ name, body, env, want string }{
+		{"unknown key, with its line", "clustering:\n  nodeName: n1\n  nodename: n2\n", "", "line 3: field nodename not found in type node.Clustering"},
+		{"invalid node name", "clustering:\n  nodeName: a.b\n", "", `clustering.nodeName "a.b" must not contain whitespace, '.', ',', '*' or '>'`},
+		{"port clash", "clustering:\n  nodeName: n1\n  hubServer:\n    network:\n      port: 9940\n", "", "clustering.hubServer.network.port and clustering.leafServer.network.port both use port 9940"},
+		{"untrusted issuer format", "clustering:\n  nodeName: n1\nauth:\n  trustedIssuers: [abc]\n", "", `auth.trustedIssuers[0]: trusted issuer "abc" must start with "ed25519:"`},
+		{"missing TLS files", "clustering:\n  nodeName: n1\n  tls:\n    certificate: /nonexistent/cert.pem\n    privateKey: /nonexistent/key.pem\n", "", "clustering.tls: open /nonexistent/cert.pem: no such file or directory"},
+		{"bad env override", "clustering:\n  nodeName: n1\n", "CLUSTERING_HUBSERVER_NETWORK_PORT=lots", "environment CLUSTERING_HUBSERVER_NETWORK_PORT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{}
+			if k, v, ok := strings.Cut(tc.env, "="); ok {
+				env[k] = v
+			}
+			out, _, err := configCheck(t, writeConfig(t, tc.body), env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want an error containing %q, got %v\n%s", tc.want, err, out)
+			}
+			if out != "" {
+				t.Fatalf("an invalid config was printed:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestConfigCheckWarnsAboutMisspeltEnv(t *testing.T) {
+	t.Setenv("CLUSTERING_NODE_NAME", "n9")
+	t.Setenv("CLUSTERING_NODENAME", "n1")
+	t.Setenv("LOGGING_LEVEL", "debug")
+	var out, errb bytes.Buffer
+	if err := run([]string{"config", "check"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if got := errb.String(); got != "clusterd: warning: environment variable CLUSTERING_NODE_NAME names no configuration key and is ignored\n" {
+		t.Fatalf("stderr = %q", got)
+	}
+	if !strings.Contains(out.String(), "Effective values from defaults") || !strings.Contains(out.String(), "nodeName: n1") || !strings.Contains(out.String(), "level: debug") {
+		t.Fatalf("stdout:\n%s", out.String())
+	}
+}
+
+func TestConfigNeedsASubcommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run([]string{"config"}, &out, &errb); err == nil || err.Error() != "usage: clusterd config check [--config FILE]" {
+		t.Fatalf("clusterd config: %v", err)
+	}
+}

@@ -1,0 +1,174 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/storage"
+	"github.com/clusterd/clusterd/topology"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+var purgeOptionsSchema = Schema{
+	{Name: "keep", Kind: kNumber, Integer: true, Min: ptr(0)},
+	{Name: "seq", Kind: kNumber, Integer: true, Min: ptr(0)},
+	{Name: "filter", Kind: kString, NonEmpty: true, MaxLen: 4 + 3*MaxNameLen + 3},
+}
+
+var purgeStreamSchema = Schema{
+	{Name: "database", Kind: kString, NonEmpty: true, MaxLen: MaxNameLen, Check: databaseToken},
+	{Name: "schema", Kind: kString, NonEmpty: true, MaxLen: MaxNameLen, Check: databaseToken},
+	{Name: "table", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen, Check: nameToken},
+	{Name: "options", Kind: kObject, Items: purgeOptionsSchema},
+}
+
+type purgeStreamRequest struct {
+	tableRequest
+	Options struct {
+		Keep   *uint64 `json:"keep"`
+		Seq    *uint64 `json:"seq"`
+		Filter string  `json:"filter"`
+	} `json:"options"`
+}
+
+// filterWithin says whether subject only selects transactions of table k:
+// txn.<db>.<table>.<origin>, the origin a name or a wildcard.
+func filterWithin(subject string, k storage.TableKey) bool {
+	p := strings.Split(subject, ".")
+	if len(p) != 4 || p[0] != "txn" || p[1] != k.Database || p[2] != k.Table {
+		return false
+	}
+	o := p[3]
+	return o == "*" || o == ">" || (o != "" && !strings.ContainsAny(o, "*> \t\r\n"))
+}
+
+// validatePurge yields every problem of a purge_stream body.
+func validatePurge(body []byte) (purgeStreamRequest, error) {
+	var req purgeStreamRequest
+	obj, err := decodeObject(body)
+	if err != nil {
+		return req, err
+	}
+	problems := purgeStreamSchema.Validate(obj, "")
+	if opts, ok := obj["options"].(map[string]any); ok {
+		if opts["keep"] != nil && opts["seq"] != nil {
+			problems = append(problems, "can specify one of keep or seq")
+		}
+	}
+	if err := validationError(problems); err != nil {
+		return req, err
+	}
+	if err := remarshal(obj, &req); err != nil {
+		return req, err
+	}
+	k := req.key()
+	if f := req.Options.Filter; f != "" && !filterWithin(f, k) {
+		return req, events.Errorf(400, "'options.filter' must be a subject of table '%s': %s with the origin node's name (or *) as last token, got '%s'",
+			k, "txn."+k.Database+"."+k.Table+".<node>", f)
+	}
+	return req, nil
+}
+
+// PurgeStreamReply is purge_stream's reply.
+type PurgeStreamReply struct {
+	Message string `json:"message"`
+}
+
+// PurgeStream removes this node's stored transactions of one table (all, the
+// oldest beyond keep, those below seq, or only the filter subject), never
+// another table's and never on another node. Replication goes on: before
+// purging, the position received from each peer is recorded as an import
+// floor (see storage.RaiseImportFloor), so no source resumes from before it
+// and purged transactions are never imported again.
+func (o *Ops) PurgeStream(ctx context.Context, _ events.Caller, body []byte) (any, error) {
+	req, err := validatePurge(body)
+	if err != nil {
+		return nil, err
+	}
+	if !o.ClusteringEnabled {
+		return nil, errClusteringDisabled
+	}
+	k := req.key()
+	if ok, err := o.Store.HasTable(k); err != nil {
+		return nil, fmt.Errorf("load table %s: %w", k, err)
+	} else if !ok {
+		hasDB, err := o.Store.HasDatabase(k.Database)
+		if err != nil {
+			return nil, fmt.Errorf("load database %s: %w", k.Database, err)
+		}
+		if !hasDB {
+			return nil, events.Errorf(400, "Database '%s' does not exist. Table '%s' does not exist", k.Database, k.Table)
+		}
+		return nil, events.Errorf(400, "Table '%s' does not exist", k.Table)
+	}
+	subject := o.Txn.TableFilter(k)
+	if req.Options.Filter != "" {
+		subject = req.Options.Filter
+	}
+	done := PurgeStreamReply{Message: fmt.Sprintf("Successfully purged table '%s'", k)}
+	info, err := o.Txn.Info(ctx)
+	if err != nil {
+		return nil, events.Wrap(503, err, "Unable to purge table '"+k.String()+"': transaction store not available: "+err.Error())
+	}
+	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(subject)}
+	switch {
+	case req.Options.Seq != nil && *req.Options.Seq <= 1, info.State.LastSeq == 0:
+		// Nothing lies below sequence 1 (JetStream would read 0 as "all").
+		return done, nil
+	case req.Options.Seq != nil:
+		opts = append(opts, jetstream.WithPurgeSequence(*req.Options.Seq))
+	case req.Options.Keep != nil && *req.Options.Keep > 0:
+		opts = append(opts, jetstream.WithPurgeKeep(*req.Options.Keep))
+	default:
+		// Everything stored so far: what arrives while the floors are read
+		// stays, so the floors cover exactly what is purged.
+		opts = append(opts, jetstream.WithPurgeSequence(info.State.LastSeq+1))
+	}
+	if err := o.raiseImportFloors(ctx, k, subject); err != nil {
+		return nil, events.Wrap(503, err, "Unable to purge table '"+k.String()+"': "+err.Error())
+	}
+	if err := o.Txn.Purge(ctx, opts...); err != nil {
+		return nil, events.Wrap(500, err, "Unable to purge table '"+k.String()+"': "+err.Error())
+	}
+	o.Bus.Publish(events.NodesChanged) // the replication worker re-anchors sources past the floors
+	return done, nil
+}
+
+// raiseImportFloors records, for every peer whose transactions on table k
+// the purge of subject may remove, the last one received here.
+func (o *Ops) raiseImportFloors(ctx context.Context, k storage.TableKey, subject string) error {
+	nodes, err := o.Store.Nodes()
+	if err != nil {
+		return fmt.Errorf("load nodes: %w", err)
+	}
+	for _, n := range nodes {
+		origin := topology.OriginSubject(k, n.Name)
+		if i := n.Find(k); i < 0 || !subjectCovers(subject, origin) {
+			continue
+		}
+		last, err := o.Txn.LastImportedSeq(ctx, origin)
+		if err != nil {
+			return fmt.Errorf("read the last transaction received from %s: %w", n.Name, err)
+		}
+		if err := o.Store.RaiseImportFloor(n.Name, k, last); err != nil {
+			return fmt.Errorf("record import floor for %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// subjectCovers says whether filter (as filterWithin allows) matches subject.
+func subjectCovers(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	if len(f) != len(s) {
+		return false
+	}
+	for i := range f {
+		if f[i] != "*" && f[i] != ">" && f[i] != s[i] {
+			return false
+		}
+	}
+	return true
+}

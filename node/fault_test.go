@@ -1,0 +1,199 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/clusterd/clusterd/node"
+	"github.com/clusterd/clusterd/node/nodetest"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// writer publishes uniquely numbered transactions to a node until stopped and
+// reports how many were acknowledged (retrying until each is, with a message
+// id so a retry lands once).
+func writer(t *testing.T, n *node.Node, table string) (stop func() int) {
+	js := jsFor(t, n)
+	done := make(chan struct{})
+	result := make(chan int, 1)
+	go func() {
+		i := 0
+		defer func() { result <- i }()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			subj := fmt.Sprintf("txn.data.%s.%s", table, n.Name())
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_, err := js.Publish(ctx, subj, []byte(fmt.Sprint(i)), jetstream.WithMsgID(fmt.Sprintf("%s-%d", n.Name(), i)))
+				cancel()
+				if err == nil {
+					break
+				}
+				select {
+				case <-done:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			i++
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return func() int { close(done); return <-result }
+}
+
+// checkReceived asserts node n holds exactly 0..want-1 of subject, in order.
+func checkReceived(t *testing.T, n *node.Node, subject string, want int) {
+	t.Helper()
+	nodetest.Eventually(t, 30*time.Second, fmt.Sprintf("%d on %s", want, n.Name()), func() bool { return count(t, n, subject) >= want })
+	checkHistory(t, n.Name()+" "+subject, received(t, n, subject), want)
+}
+
+// TestFaultRouteFlapping cuts and heals the only route between two nodes every
+// 300 ms while both write; afterwards each holds the other's writes exactly
+// once, in order.
+func TestFaultRouteFlapping(t *testing.T) {
+	a := nodetest.StartNamed(t, "a")
+	b := nodetest.StartNamed(t, "b")
+	proxy := nodetest.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", a.Servers.Ports().Cluster))
+	op(t, b, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{map[string]any{"host": "127.0.0.1", "port": proxy.Port()}}}, 200)
+	nodetest.Eventually(t, 5*time.Second, "mesh", func() bool { return len(a.Servers.RoutedPeers()) == 1 })
+	for _, n := range []*node.Node{a, b} {
+		op(t, n, "create_table", map[string]any{"table": "dog"}, 200)
+	}
+	nodetest.Eventually(t, 5*time.Second, "add_node", func() bool {
+		return nodetest.Op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}).Status == 200
+	})
+	stopA, stopB := writer(t, a, "dog"), writer(t, b, "dog")
+	for i := 0; i < 12; i++ {
+		proxy.Cut()
+		time.Sleep(150 * time.Millisecond)
+		proxy.Heal()
+		time.Sleep(150 * time.Millisecond)
+	}
+	wroteA, wroteB := stopA(), stopB()
+	t.Logf("a wrote %d, b wrote %d while the route flapped", wroteA, wroteB)
+	checkReceived(t, b, "txn.data.dog.a", wroteA)
+	checkReceived(t, a, "txn.data.dog.b", wroteB)
+}
+
+// TestFaultRestartAllNodesAtOnce closes all three nodes together and starts
+// them again: desired state and replication come back without any request,
+// and nothing written before or after is lost or doubled.
+func TestFaultRestartAllNodesAtOnce(t *testing.T) {
+	var cfgs []node.Config
+	for i, name := range []string{"a", "b", "c"} {
+		cfg := nodetest.FixedPorts(t, nodetest.Config(t, name))
+		if i > 0 {
+			cfg.Clustering.HubServer.Cluster.Network.Routes = []node.RouteConfig{{Host: "127.0.0.1", Port: cfgs[0].Clustering.HubServer.Cluster.Network.Port}}
+		}
+		cfgs = append(cfgs, cfg)
+	}
+	startAll := func() []*node.Node {
+		nodes := make([]*node.Node, len(cfgs))
+		var wg sync.WaitGroup
+		for i := range cfgs {
+			wg.Add(1)
+			go func(i int) { defer wg.Done(); nodes[i] = nodetest.Start(t, cfgs[i]) }(i)
+		}
+		wg.Wait()
+		nodetest.Eventually(t, 10*time.Second, "mesh", func() bool {
+			for _, n := range nodes {
+				if len(n.Servers.RoutedPeers()) != 2 {
+					return false
+				}
+			}
+			return true
+		})
+		return nodes
+	}
+	nodes := startAll()
+	for _, n := range nodes {
+		op(t, n, "create_table", map[string]any{"table": "dog"}, 200)
+	}
+	op(t, nodes[0], "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}, 200)
+	op(t, nodes[0], "add_node", map[string]any{"node_name": "c", "subscriptions": []any{sub("dog", true, true)}}, 200)
+	publish(t, nodes[1], "data", "dog", 10, "b")
+	publish(t, nodes[2], "data", "dog", 10, "c")
+	nodetest.Eventually(t, 10*time.Second, "before restart", func() bool {
+		return count(t, nodes[0], "txn.data.dog.b") == 10 && count(t, nodes[0], "txn.data.dog.c") == 10
+	})
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func(n *node.Node) { defer wg.Done(); _ = n.Close() }(n)
+	}
+	wg.Wait()
+	nodes = startAll()
+	for i, n := range nodes[1:] {
+		js := jsFor(t, n)
+		for j := 10; j < 20; j++ {
+			if _, err := js.Publish(context.Background(), "txn.data.dog."+n.Name(), []byte(fmt.Sprintf("%s-%d", n.Name(), j))); err != nil {
+				t.Fatalf("node %d publish: %v", i, err)
+			}
+		}
+	}
+	for _, peer := range []string{"b", "c"} {
+		subj := "txn.data.dog." + peer
+		nodetest.Eventually(t, 15*time.Second, subj+" after restart", func() bool { return count(t, nodes[0], subj) >= 20 })
+		got := received(t, nodes[0], subj)
+		if len(got) != 20 {
+			t.Fatalf("%s: a holds %d, want 20", subj, len(got))
+		}
+		for j, p := range got {
+			if p != fmt.Sprintf("%s-%d", peer, j) {
+				t.Fatalf("%s: position %d holds %q", subj, j, p)
+			}
+		}
+	}
+}
+
+// TestFaultConflictingOperators sends add/update/remove for the same peer
+// from two clients at once; afterwards the pair agrees and the final state is
+// one of the requests.
+func TestFaultConflictingOperators(t *testing.T) {
+	nodes := mesh(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	for _, n := range nodes {
+		op(t, n, "create_table", map[string]any{"table": "dog"}, 200)
+	}
+	requests := []struct {
+		op   string
+		body map[string]any
+	}{
+		{"add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}},
+		{"update_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, false)}}},
+		{"update_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", false, true)}}},
+		{"remove_node", map[string]any{"node_name": "b"}},
+	}
+	for round := 0; round < 5; round++ {
+		var wg sync.WaitGroup
+		for _, r := range requests {
+			wg.Add(1)
+			go func(op string, body map[string]any) {
+				defer wg.Done()
+				nodetest.Op(t, a, op, body)
+			}(r.op, r.body)
+		}
+		wg.Wait()
+		// Both sides agree: no record on either, or mirror images.
+		recA, okA := record(t, a, "b")
+		recB, okB := record(t, b, "a")
+		if okA != okB {
+			t.Fatalf("round %d: a has b: %v, b has a: %v", round, okA, okB)
+		}
+		if okA {
+			sa, sb := recA.Subscriptions[0], recB.Subscriptions[0]
+			if sa.Subscribe != sb.Publish || sa.Publish != sb.Subscribe {
+				t.Fatalf("round %d: records are not mirror images: %+v vs %+v", round, sa, sb)
+			}
+		}
+	}
+}
