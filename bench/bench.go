@@ -96,8 +96,8 @@ func sizesFor(quick bool) sizes {
 			pubCount: 100, bulk: 2000, startTrials: 2, bigTrials: 1, latSamples: 20, routeTrials: 2, mutateCount: 20, statusCount: 20,
 			rejected: 5, tables: 20, settle: 300 * time.Millisecond, tableClients: 64, requestTimeout: 15 * time.Second}
 	}
-	return sizes{warm: 300 * time.Millisecond, reqCount: 3000, loadDur: 2 * time.Second, syncWrites: 500,
-		pubCount: 2000, bulk: 50000, startTrials: 11, bigTrials: 5, latSamples: 300, routeTrials: 11, mutateCount: 300, statusCount: 300,
+	return sizes{warm: 300 * time.Millisecond, reqCount: 5000, loadDur: 3 * time.Second, syncWrites: 1000,
+		pubCount: 3000, bulk: 50000, startTrials: 21, bigTrials: 5, latSamples: 500, routeTrials: 11, mutateCount: 300, statusCount: 300,
 		rejected: 100, tables: 1000, settle: 2 * time.Second, tableClients: 64, requestTimeout: 2 * time.Second}
 }
 

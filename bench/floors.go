@@ -198,6 +198,54 @@ func (r *runner) floorMeshEcho() error {
 		return err
 	}
 	r.set("floor.mesh.p50", us(pct(res.lat, 50)))
+
+	// Replication throughput across the same topology, with a bare source
+	// between the two leaf servers' JetStream (domains fa, fb): what NATS
+	// itself costs on clusterd's path, without clusterd.
+	pub, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", a.Ports().LeafClient), nats.UserInfo("cluster_user", benchPassword))
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	sub, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", b.Ports().LeafClient), nats.UserInfo("cluster_user", benchPassword))
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	jsa, _ := jetstream.New(pub)
+	jsb, _ := jetstream.New(sub)
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Minute)
+	defer cancel()
+	if _, err := jsa.CreateStream(ctx, streamConfig("mrp", "mrp.>")); err != nil {
+		return err
+	}
+	in := streamConfig("mrpin")
+	in.Subjects = nil
+	in.Sources = []*jetstream.StreamSource{{Name: "mrp", SubjectTransforms: []jetstream.SubjectTransformConfig{{Source: "mrp.x", Destination: "mrp.x"}},
+		External: &jetstream.ExternalStream{APIPrefix: "$JS.fa.API"}}}
+	if _, err := jsb.CreateStream(ctx, in); err != nil {
+		return err
+	}
+	if _, err := jsa.Publish(ctx, "mrp.x", []byte("first")); err != nil {
+		return err
+	}
+	if err := waitFor(30*time.Second, 2*time.Millisecond, "first message across the floor mesh", func() bool {
+		n, err := subjectCount(ctx, jsb, "mrpin", "mrp.x")
+		return err == nil && n == 1
+	}); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := publishAll(ctx, pub, "mrp.x", r.sz.bulk, 1024, pubWindow); err != nil {
+		return err
+	}
+	if err := waitFor(2*time.Minute, 2*time.Millisecond, "bulk across the floor mesh", func() bool {
+		n, err := subjectCount(ctx, jsb, "mrpin", "mrp.x")
+		return err == nil && n == uint64(r.sz.bulk)+1
+	}); err != nil {
+		return err
+	}
+	r.set("floor.mesh.repl_rate", float64(r.sz.bulk)/time.Since(t0).Seconds())
 	var echo, sync2 *float64
 	for _, f := range r.report.Figures {
 		switch f.ID {

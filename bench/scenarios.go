@@ -86,7 +86,7 @@ func (r *runner) clusterdTrio() error {
 	}
 	defer closeAll(conns)
 	get := func(int) *nats.Msg { return opMsg(a.tok, "cluster_get_routes", []byte(`{}`)) }
-	one, err := requestLoad(conns[:1], get, r.sz.warm, 0, r.sz.reqCount, replyOK)
+	one, err := requestLoad(conns[:1], get, 3*r.sz.warm, 0, r.sz.reqCount, replyOK)
 	if err != nil {
 		return fmt.Errorf("cluster_get_routes: %w", err)
 	}
@@ -157,7 +157,8 @@ func (r *runner) clusterdTrio() error {
 	rate := float64(r.sz.bulk) / time.Since(t0).Seconds()
 	r.set("repl.rate", rate,
 		fmt.Sprintf("%d × 1 KiB published on a (%d in flight; publishing took %v), rate until all were in b's stream.", r.sz.bulk, pubWindow, published.Round(time.Millisecond)))
-	r.set("repl.rate_bare", rate, "the same figure against bare servers doing the same on this machine: publish on x while y sources it.")
+	r.set("repl.rate_bare", rate, "the same figure against bare servers doing the same on this machine: publish on x while y sources it over a leafnode link.")
+	r.set("repl.rate_mesh", rate, "the same figure against a bare source between two nodes' leaf servers through their hubs (leaf→hub→route→hub→leaf), clusterd's path without clusterd.")
 
 	// Subscription convergence again, now that the streams hold the bulk.
 	toPeer, _, err = r.subscriptionTrials(ctx, a, b, "big", r.sz.bigTrials)
