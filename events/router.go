@@ -198,19 +198,24 @@ func (d *Dispatcher) metricsMiddleware(h message.HandlerFunc) message.HandlerFun
 			opLabel = "unknown"
 		}
 		d.metrics.observeRequest(opLabel, status, elapsed)
-		fields := []zap.Field{zap.String("op", ex.req.Op), zap.Int("status", status),
-			zap.String("request_id", ex.req.RequestID), zap.String("user", ex.caller.User), zap.Duration("took", elapsed)}
+		level, text := zap.DebugLevel, "operation done"
 		switch {
 		case status >= 500:
-			d.log.Warn("operation failed", append(fields, zap.String("error", msgText))...)
+			level, text = zap.WarnLevel, "operation failed"
 		case status >= 400:
-			d.log.Info("operation refused", append(fields, zap.String("error", msgText))...)
+			level, text = zap.InfoLevel, "operation refused"
 		case ex.op != nil && ex.op.Mutating:
-			d.log.Info("operation done", fields...)
-		default:
-			if ce := d.log.Check(zap.DebugLevel, "operation done"); ce != nil {
-				ce.Write(fields...)
+			level = zap.InfoLevel
+		}
+		// Fields are built only when the entry is written: reads log at
+		// debug, and building them cost every read an allocation.
+		if ce := d.log.Check(level, text); ce != nil {
+			fields := []zap.Field{zap.String("op", ex.req.Op), zap.Int("status", status),
+				zap.String("request_id", ex.req.RequestID), zap.String("user", ex.caller.User), zap.Duration("took", elapsed)}
+			if status >= 400 {
+				fields = append(fields, zap.String("error", msgText))
 			}
+			ce.Write(fields...)
 		}
 		return out, err
 	}
