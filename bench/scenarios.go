@@ -206,7 +206,7 @@ func (r *runner) clusterdTrio() error {
 	r.set("mutate.rate_64", res.rate)
 	if syncsA > 0 {
 		r.set("mutate.acks_per_sync_64", float64(acks)/float64(syncsA),
-			fmt.Sprintf("%d acks; a made %d Badger write requests (each one WAL sync), the peer b %d (%.2f acks per sync).",
+			fmt.Sprintf("%d acks; a committed %d Badger transactions (each one WAL sync + one value-log sync), the peer b %d (%.2f acks per sync).",
 				acks, syncsA, syncsB, float64(acks)/float64(max(syncsB, 1))))
 	}
 
@@ -310,7 +310,7 @@ func (r *runner) rejected(a *member) error {
 	}
 	n := r.sz.rejected * len(reqs)
 	r.set("rejected.commits", float64(a.n.Store.Commits()-before),
-		fmt.Sprintf("%d rejected requests (401, 403, 400 of %d kinds); Badger write requests meanwhile: %d.", n, len(reqs), a.n.Store.Syncs()-syncs))
+		fmt.Sprintf("%d rejected requests (401, 403, 400 of %d kinds); Badger transactions meanwhile: %d.", n, len(reqs), a.n.Store.Syncs()-syncs))
 	return nil
 }
 
