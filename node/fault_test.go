@@ -60,17 +60,7 @@ func checkReceived(t *testing.T, n *node.Node, subject string, want int) {
 // 300 ms while both write; afterwards each holds the other's writes exactly
 // once, in order.
 func TestFaultRouteFlapping(t *testing.T) {
-	a := nodetest.StartNamed(t, "a")
-	b := nodetest.StartNamed(t, "b")
-	proxy := nodetest.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", a.Servers.Ports().Cluster))
-	op(t, b, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{map[string]any{"host": "127.0.0.1", "port": proxy.Port()}}}, 200)
-	nodetest.Eventually(t, 5*time.Second, "mesh", func() bool { return len(a.Servers.RoutedPeers()) == 1 })
-	for _, n := range []*node.Node{a, b} {
-		op(t, n, "create_table", map[string]any{"table": "dog"}, 200)
-	}
-	nodetest.Eventually(t, 5*time.Second, "add_node", func() bool {
-		return nodetest.Op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}).Status == 200
-	})
+	a, b, proxy := proxiedPair(t)
 	stopA, stopB := writer(t, a, "dog"), writer(t, b, "dog")
 	for i := 0; i < 12; i++ {
 		proxy.Cut()
@@ -196,4 +186,22 @@ func TestFaultConflictingOperators(t *testing.T) {
 			}
 		}
 	}
+}
+
+// proxiedPair starts nodes a and b whose only hub route goes through a proxy
+// the test controls, with table dog replicated both ways.
+func proxiedPair(t *testing.T) (a, b *node.Node, proxy *nodetest.Proxy) {
+	t.Helper()
+	a = nodetest.StartNamed(t, "a")
+	b = nodetest.StartNamed(t, "b")
+	proxy = nodetest.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", a.Servers.Ports().Cluster))
+	op(t, b, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{map[string]any{"host": "127.0.0.1", "port": proxy.Port()}}}, 200)
+	nodetest.Eventually(t, 5*time.Second, "mesh", func() bool { return len(a.Servers.RoutedPeers()) == 1 })
+	for _, n := range []*node.Node{a, b} {
+		op(t, n, "create_table", map[string]any{"table": "dog"}, 200)
+	}
+	nodetest.Eventually(t, 5*time.Second, "add_node", func() bool {
+		return nodetest.Op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}).Status == 200
+	})
+	return a, b, proxy
 }

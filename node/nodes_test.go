@@ -387,17 +387,7 @@ func TestIncrementalSubscriptionsMergeIntoOneSourcePerPeer(t *testing.T) {
 // replication; when it heals, everything written meanwhile arrives, once, in
 // order.
 func TestFaultPartitionHealsWithoutLoss(t *testing.T) {
-	a := nodetest.StartNamed(t, "a")
-	b := nodetest.StartNamed(t, "b")
-	proxy := nodetest.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", a.Servers.Ports().Cluster))
-	op(t, b, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{map[string]any{"host": "127.0.0.1", "port": proxy.Port()}}}, 200)
-	nodetest.Eventually(t, 5*time.Second, "mesh", func() bool { return len(a.Servers.RoutedPeers()) == 1 })
-	for _, n := range []*node.Node{a, b} {
-		op(t, n, "create_table", map[string]any{"table": "dog"}, 200)
-	}
-	nodetest.Eventually(t, 5*time.Second, "add_node", func() bool {
-		return nodetest.Op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}).Status == 200
-	})
+	a, b, proxy := proxiedPair(t)
 	publish(t, a, "data", "dog", 20, "x")
 	nodetest.Eventually(t, 10*time.Second, "first 20 on b", func() bool { return count(t, b, "txn.data.dog.a") == 20 })
 

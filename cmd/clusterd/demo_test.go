@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -11,27 +9,10 @@ import (
 	"github.com/clusterd/clusterd/node/nodetest"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // `clusterd demo` starts the cluster, prints the guide, and stops cleanly on
 // Ctrl-C (a real SIGINT to this process, caught by the command).
 func TestDemoCommandStopsOnCtrlC(t *testing.T) {
-	out, errb := &lockedBuffer{}, &lockedBuffer{}
+	out, errb := &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run([]string{"demo", "--base-port", "0"}, out, errb) }()
 	nodetest.Eventually(t, 60*time.Second, "the demo guide", func() bool {
