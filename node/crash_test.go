@@ -345,8 +345,21 @@ func TestFaultKillDuringAddNode(t *testing.T) {
 		time.Sleep(delay)
 		a.Kill()
 		a.Restart()
-		// Notices are delivered once due (timeout + 1 s) on the next pass.
-		time.Sleep(7 * time.Second)
+		// Notices are delivered once due (timeout + 1 s) on a later pass:
+		// wait until both nodes' cluster_status agree on whether they are
+		// linked (a loaded machine can take longer than a few seconds).
+		linked := func(p *nodetest.Proc) int {
+			r := procOp(t, p, "cluster_status", "{}")
+			if r.Status != 200 {
+				return -1
+			}
+			conns, _ := r.JSON(t)["connections"].([]any)
+			return len(conns)
+		}
+		nodetest.Eventually(t, 30*time.Second, "both nodes agree", func() bool {
+			la, lb := linked(a), linked(b)
+			return la >= 0 && la == lb
+		})
 		if err := a.Stop(); err != nil {
 			t.Fatal(err)
 		}
