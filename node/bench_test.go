@@ -1,9 +1,11 @@
 package node_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/clusterd/clusterd/node"
 	"github.com/clusterd/clusterd/node/nodetest"
 	"github.com/nats-io/nats.go"
 )
@@ -40,4 +42,35 @@ func BenchmarkGetRoutes(b *testing.B) {
 			b.Fatal(err, string(r.Data))
 		}
 	}
+}
+
+// BenchmarkSetNodeReplication is one client's set_node_replication on a pair,
+// flipping the publish flag so every request changes both records.
+func BenchmarkSetNodeReplication(b *testing.B) {
+	a := nodetest.StartNamed(b, "a")
+	p := nodetest.StartNamed(b, "b")
+	nodetest.Op(b, p, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{nodetest.ClusterRoute(a)}})
+	nodetest.Eventually(b, 5*time.Second, "mesh", func() bool { return len(a.Servers.RoutedPeers()) == 1 })
+	for _, n := range []*node.Node{a, p} {
+		nodetest.Op(b, n, "create_table", map[string]any{"table": "dog"})
+	}
+	sub := func(pub bool) map[string]any {
+		return map[string]any{"node_name": "b", "subscriptions": []any{map[string]any{"table": "dog", "subscribe": true, "publish": pub}}}
+	}
+	if r := nodetest.Op(b, a, "add_node", sub(true)); r.Status != 200 {
+		b.Fatal(string(r.Body))
+	}
+	nc := nodetest.Connect(b, a)
+	tok := nodetest.SuperUser(b, a)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if r := nodetest.Request(b, nc, "ops.cluster.set_node_replication", tok, sub(i%2 == 0)); r.Status != 200 {
+			b.Fatal(string(r.Body))
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 }
