@@ -67,11 +67,12 @@ func (r *runner) floorEcho() error {
 	return nil
 }
 
-// floorBadger: one synced write with the store's Badger options, then 64
-// concurrent writers (Badger batches their value-log syncs, not their WAL
-// syncs).
+// floorBadger: one synced write with the store's Badger options and
+// Badger's own SyncWrites (each commit syncs the WAL and the value log, as
+// the store's DB.Sync per batch does), then 64 concurrent writers (Badger
+// batches their value-log syncs, not their WAL syncs).
 func (r *runner) floorBadger() error {
-	db, err := badger.Open(storage.BadgerOptions(filepath.Join(r.dir, "badger-floor")))
+	db, err := badger.Open(syncedBadger(filepath.Join(r.dir, "badger-floor")))
 	if err != nil {
 		return err
 	}
@@ -96,7 +97,7 @@ func (r *runner) floorBadger() error {
 	r.set("floor.badger.sync_p50", us(pct(lat, 50)))
 
 	// Our write and the peer's side by side: two stores on the one disk.
-	db2, err := badger.Open(storage.BadgerOptions(filepath.Join(r.dir, "badger-floor-2")))
+	db2, err := badger.Open(syncedBadger(filepath.Join(r.dir, "badger-floor-2")))
 	if err != nil {
 		return err
 	}
@@ -144,6 +145,10 @@ func (r *runner) floorBadger() error {
 	}
 	r.set("floor.badger.rate_64", float64(n.Load())/time.Since(t0).Seconds())
 	return nil
+}
+
+func syncedBadger(dir string) badger.Options {
+	return storage.BadgerOptions(dir).WithSyncWrites(true)
 }
 
 // floorMeshEcho: request/reply from one node's leaf server to another's,

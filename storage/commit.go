@@ -2,19 +2,22 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
-// Group commit. Badger makes every write request durable with its own sync
-// of the memtable's write-ahead log: concurrent transactions share the
-// value-log sync, not the WAL sync (strace: 1280 commits of 64 concurrent
-// writers, 1339 msyncs). So the store batches itself: one committer
-// goroutine applies every update function waiting at that moment, in
-// arrival order, to ONE Badger transaction and commits it with one sync;
-// callers are answered after that commit. While it syncs, new updates queue
+// Group commit. Badger with SyncWrites makes every write request durable
+// with its own sync of the memtable's write-ahead log: concurrent
+// transactions share the value-log sync, not the WAL sync (strace: 1280
+// commits of 64 concurrent writers, 1339 msyncs). So the store batches
+// itself: one committer goroutine applies every update function waiting at
+// that moment, in arrival order, to ONE Badger transaction, commits it, and
+// syncs it (DB.Sync: WAL and value log); callers are answered after the
+// sync, or — updateThenSync — told once after the commit and again after
+// the sync. While it syncs, new updates queue
 // up for the next batch, so the more writers wait, the more share a sync.
 //
 // Isolation: an update function that fails without writing (the usual case:
@@ -82,9 +85,11 @@ func (w *wtxn) Delete(k []byte) error {
 
 // write is one update waiting for the committer.
 type write struct {
-	fn    func(*wtxn) error
-	done  chan error // buffered: the committer never waits for the caller
-	later bool       // may wait for the next batch (or riderDelay)
+	fn      func(*wtxn) error
+	done    chan error // buffered: the committer never waits for the caller
+	applied chan error // when set (buffered): told after the commit, before the sync
+	told    bool       // applied has been told (committer only)
+	later   bool       // may wait for the next batch (or riderDelay)
 }
 
 // maxBatch bounds how many updates share one transaction.
@@ -119,8 +124,11 @@ func (s *Store) submit(w *write) error {
 	}
 	s.c.queue <- w
 	s.c.mu.RUnlock()
-	if w.later {
+	switch {
+	case w.later:
 		return nil
+	case w.applied != nil:
+		return <-w.applied
 	}
 	return <-w.done
 }
@@ -220,7 +228,16 @@ func finish(w *write, err error) {
 	if errors.Is(err, ErrNoChange) {
 		err = nil
 	}
+	tellApplied(w, err)
 	w.done <- err
+}
+
+// tellApplied tells an updateThenSync writer its commit's outcome (once).
+func tellApplied(w *write, err error) {
+	if w.applied != nil && !w.told {
+		w.applied <- err
+		w.told = true
+	}
 }
 
 // commitRound applies ws to one transaction and commits it. It returns the
@@ -271,8 +288,17 @@ func (s *Store) commitRound(ws []*write, deferred []*write) (again, stillDeferre
 			return ws, deferred // nothing was written: run them again
 		}
 		if cerr == nil {
-			s.syncs.Add(1)
 			s.learnNodes(rd.nodes)
+			for _, o := range ran {
+				if o.err == nil || errors.Is(o.err, ErrNoChange) {
+					tellApplied(o.w, nil)
+				}
+			}
+			if cerr = s.db.Sync(); cerr == nil {
+				s.syncs.Add(1)
+			} else {
+				cerr = fmt.Errorf("sync state store: %w", cerr)
+			}
 		}
 	}
 	for _, o := range ran {

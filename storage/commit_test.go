@@ -237,3 +237,44 @@ func TestManyConcurrentWritersAllLand(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateThenSyncIsVisibleThenDurable: the writer learns of the commit
+// first (the value is readable), then of the sync, and the value survives a
+// reopen.
+func TestUpdateThenSyncIsVisibleThenDurable(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	syncs := s.Syncs()
+	synced, err := s.UpdateThenSync(func(tx *Tx) error { return tx.txn.Set([]byte("meta/early"), []byte("v")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Meta("early"); err != nil || v != "v" {
+		t.Fatalf("after the commit: %q %v, want the value", v, err)
+	}
+	if err := <-synced; err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if d := s.Syncs() - syncs; d != 1 {
+		t.Fatalf("%d syncs, want 1", d)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	if v, err := s.Meta("early"); v != "v" {
+		t.Fatalf("after reopen: %q %v", v, err)
+	}
+}
+
+// TestUpdateThenSyncReportsFailure: an update that fails is told at once and
+// never reports a sync.
+func TestUpdateThenSyncReportsFailure(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	boom := errors.New("boom")
+	if _, err := s.UpdateThenSync(func(tx *Tx) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want boom", err)
+	}
+}

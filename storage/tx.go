@@ -25,6 +25,14 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	return s.update(func(txn *wtxn) error { return fn(&Tx{txn: txn}) })
 }
 
+// UpdateThenSync is Update for a writer that may answer before the disk
+// sync: it returns once fn's writes are committed — visible, and kept if the
+// process crashes — and synced then reports whether they reached the disk
+// (lost only if the machine loses power or the sync fails meanwhile).
+func (s *Store) UpdateThenSync(fn func(tx *Tx) error) (synced <-chan error, err error) {
+	return s.updateThenSync(func(txn *wtxn) error { return fn(&Tx{txn: txn}) })
+}
+
 // Node reads a node record (a zero record with the name when absent).
 func (t *Tx) Node(name string) (Node, bool, error) {
 	n, ok, err := t.txn.store.getNode(t.txn, t.txn.round, prefixNode+name)
