@@ -34,6 +34,12 @@ type Loop struct {
 	Resync     time.Duration
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
+	// MinInterval, when set, spaces triggered passes at least this far
+	// apart (start to start): a burst of changes — a client flipping
+	// subscriptions in a loop — is converged in one pass per interval
+	// instead of one per change, while a change after a quiet spell is
+	// taken at once.
+	MinInterval time.Duration
 	Log        *zap.Logger
 	Metrics    *events.Metrics
 	// Backlog, when set, counts the items still to converge after a pass;
@@ -109,15 +115,25 @@ func (l *Loop) Run(ctx context.Context) {
 			wait = l.Resync - l.Resync/10 + rand.N(l.Resync/5+1)
 		}
 		t := time.NewTimer(wait)
+		triggered := false
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-l.Trigger:
+			triggered = true
 		case <-l.kick:
+			triggered = true
 		case <-t.C:
 		}
 		t.Stop()
+		if d := l.MinInterval - time.Since(start); triggered && d > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			}
+		}
 	}
 }
 
