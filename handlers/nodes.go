@@ -23,6 +23,7 @@ const (
 	callNodeSet      = "node_set"
 	callNodeSetBatch = "node_set_batch"
 	callNodeRemove   = "node_remove"
+	callNodeSynced   = "node_synced"
 )
 
 // Modes of node_set.
@@ -38,6 +39,18 @@ type peerSetRequest struct {
 	Mode          string                 `json:"mode"`
 	Subscriptions []storage.Subscription `json:"subscriptions"`
 	CallerTables  []storage.TableKey     `json:"caller_tables"`
+	// Intent, when set, names the caller's "sync" notice (its time): the
+	// peer may answer once its write is committed, before the sync, and
+	// confirms the sync with node_synced, upon which the caller drops the
+	// notice. Without the confirmation (a peer that lost power before its
+	// sync) the notice stays, and the caller's notices worker re-syncs the
+	// peer.
+	Intent string `json:"intent,omitempty"`
+}
+
+// nodeSynced confirms that a node_set carrying Intent is on the peer's disk.
+type nodeSynced struct {
+	Intent string `json:"intent"`
 }
 
 type peerSetReply struct {
@@ -49,6 +62,7 @@ type peerSetReply struct {
 // one transaction (concurrent update_node requests about the same peer).
 type peerSetBatch struct {
 	Requests []peerSetRequest `json:"requests"`
+	Intent   string           `json:"intent,omitempty"` // as peerSetRequest's
 }
 
 type peerSetBatchReply struct {
@@ -311,7 +325,8 @@ func (e *peerFailure) Error() string { return e.err.Error() }
 // linkHeld records one or more requests' subscriptions with a peer on both
 // nodes, in order, when every table is held here (so nothing can be
 // skipped): the "sync" notice and the records are written in one local
-// transaction while the peer writes its side, the two commits overlapping.
+// transaction while the peer writes its side, the two commits overlapping,
+// and the peer answers before its own sync (it confirms that later).
 // A local failure after the peer applied leaves a notice that re-syncs the
 // peer to our view; a peer failure puts our record back as it was.
 func (o *Ops) linkHeld(ctx context.Context, peer, mode string, batches [][]storage.Subscription) error {
@@ -325,6 +340,8 @@ func (o *Ops) linkHeld(ctx context.Context, peer, mode string, batches [][]stora
 		}
 		reqs[i] = peerSetRequest{Mode: mode, Subscriptions: mirrorAll(subs), CallerTables: keys}
 	}
+	intent := notice.At.Format(time.RFC3339Nano)
+	reqs[0].Intent = intent
 	peerDone := make(chan error, 1)
 	go func() {
 		if len(reqs) == 1 {
@@ -333,7 +350,7 @@ func (o *Ops) linkHeld(ctx context.Context, peer, mode string, batches [][]stora
 			return
 		}
 		var rep peerSetBatchReply
-		peerDone <- o.Peers.Call(ctx, peer, callNodeSetBatch, peerSetBatch{Requests: reqs}, &rep)
+		peerDone <- o.Peers.Call(ctx, peer, callNodeSetBatch, peerSetBatch{Requests: reqs, Intent: intent}, &rep)
 	}()
 	var prev storage.Node
 	var prevExists bool
@@ -368,11 +385,9 @@ func (o *Ops) linkHeld(ctx context.Context, peer, mode string, batches [][]stora
 		}
 		return &peerFailure{peerErr}
 	}
+	// Both sides hold it now; the notice goes when the peer confirms its
+	// sync (PeerSynced).
 	o.Bus.Publish(events.NodesChanged)
-	// Both sides hold it now: the notice may go, without a sync of its own
-	// (it rides with the next write; if a crash loses it, the peer is
-	// re-synced to what it already has).
-	o.Store.DeleteNoticeLater(notice)
 	return nil
 }
 
@@ -479,11 +494,20 @@ func (o *Ops) applyLink(tx *storage.Tx, peer string, subs []storage.Subscription
 }
 
 // revertLink puts the peer's record back after a failed call. After a
-// timeout the notice stays, so the peer — which may have applied the call —
-// is brought back to the restored record.
+// timeout a notice stays, so the peer — which may have applied the call —
+// is brought back to the restored record; it is a new notice, which a late
+// confirmation of the abandoned call's intent cannot drop.
 func (o *Ops) revertLink(peer string, prev storage.Node, prevExists bool, notice storage.Notice, keepNotice bool) error {
 	err := o.Store.Update(func(tx *storage.Tx) error {
-		if !keepNotice {
+		if keepNotice {
+			renewed := storage.Notice{Peer: peer, Kind: notice.Kind, At: time.Now().UTC()}
+			if renewed.At.Equal(notice.At) {
+				renewed.At = renewed.At.Add(time.Nanosecond)
+			}
+			if err := tx.PutNotice(renewed); err != nil {
+				return err
+			}
+		} else {
 			if err := tx.DeleteNotice(peer); err != nil {
 				return err
 			}
@@ -512,7 +536,7 @@ func (o *Ops) PeerSet(ctx context.Context, from string, body []byte) (any, error
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, fmt.Errorf("bad node_set request: %w", err)
 	}
-	reps, err := o.peerSetAll(from, []peerSetRequest{req})
+	reps, err := o.peerSetAll(from, []peerSetRequest{req}, req.Intent)
 	if err != nil {
 		return nil, err
 	}
@@ -526,14 +550,16 @@ func (o *Ops) PeerSetBatch(ctx context.Context, from string, body []byte) (any, 
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, fmt.Errorf("bad node_set_batch request: %w", err)
 	}
-	reps, err := o.peerSetAll(from, req.Requests)
+	reps, err := o.peerSetAll(from, req.Requests, req.Intent)
 	if err != nil {
 		return nil, err
 	}
 	return peerSetBatchReply{Replies: reps}, nil
 }
 
-func (o *Ops) peerSetAll(from string, reqs []peerSetRequest) ([]peerSetReply, error) {
+// With an intent, peerSetAll answers once its write is committed and
+// confirms the sync to the caller afterwards.
+func (o *Ops) peerSetAll(from string, reqs []peerSetRequest, intent string) ([]peerSetReply, error) {
 	if !o.ClusteringEnabled {
 		return nil, errors.New("Clustering must be enabled to perform this operation.")
 	}
@@ -581,10 +607,13 @@ func (o *Ops) peerSetAll(from string, reqs []peerSetRequest) ([]peerSetReply, er
 		steps = append(steps, step{kept: kept, replace: r.Mode != modeUpdate})
 	}
 	if len(steps) == 0 {
+		if intent != "" {
+			go o.confirmSynced(from, intent, nil) // nothing to write
+		}
 		return reps, nil
 	}
 	now := time.Now()
-	err = o.Store.Update(func(tx *storage.Tx) error {
+	write := func(tx *storage.Tx) error {
 		n, exists, err := tx.Node(from)
 		if err != nil {
 			return err
@@ -606,13 +635,51 @@ func (o *Ops) peerSetAll(from string, reqs []peerSetRequest) ([]peerSetReply, er
 			return err
 		}
 		return tx.PutNode(n)
-	})
+	}
+	if intent == "" {
+		err = o.Store.Update(write)
+	} else {
+		var synced <-chan error
+		if synced, err = o.Store.UpdateThenSync(write); err == nil {
+			go o.confirmSynced(from, intent, synced)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("record node %s: %w", from, err)
 	}
 	o.Bus.Publish(events.NodesChanged)
 	o.Bus.Publish(events.TablesChanged)
 	return reps, nil
+}
+
+// confirmSynced tells peer that the write made for its intent is on disk
+// (synced nil: there was nothing to write). When the sync failed, or the
+// confirmation does not arrive, the peer's notice stays and its notices
+// worker re-syncs us.
+func (o *Ops) confirmSynced(peer, intent string, synced <-chan error) {
+	if synced != nil {
+		if err := <-synced; err != nil {
+			return
+		}
+	}
+	_ = o.Peers.Call(context.Background(), peer, callNodeSynced, nodeSynced{Intent: intent}, nil)
+}
+
+// PeerSynced is the caller's side of confirmSynced: the peer holds the
+// write made for our notice on disk, so the notice may go (unless a later
+// operation has replaced it). The deletion needs no sync of its own: if a
+// crash loses it, the peer is re-synced to what it already holds.
+func (o *Ops) PeerSynced(ctx context.Context, from string, body []byte) (any, error) {
+	var req nodeSynced
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, fmt.Errorf("bad node_synced request: %w", err)
+	}
+	at, err := time.Parse(time.RFC3339Nano, req.Intent)
+	if err != nil {
+		return nil, fmt.Errorf("bad node_synced intent %q: %w", req.Intent, err)
+	}
+	o.Store.DeleteNoticeLater(storage.Notice{Peer: from, Kind: "sync", At: at})
+	return nil, nil
 }
 
 // PeerRemove is the peer side of remove_node: forget the caller.
@@ -729,6 +796,7 @@ func (o *Ops) PeerHandlers() map[string]events.PeerHandler {
 		callNodeSet:      o.PeerSet,
 		callNodeSetBatch: o.PeerSetBatch,
 		callNodeRemove:   o.PeerRemove,
+		callNodeSynced:   o.PeerSynced,
 		callStatus:       o.PeerStatus,
 		callNetwork:      o.PeerNetwork,
 	}

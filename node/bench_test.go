@@ -1,7 +1,10 @@
 package node_test
 
 import (
+	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,33 +47,74 @@ func BenchmarkGetRoutes(b *testing.B) {
 	}
 }
 
+// benchPair starts a and b meshed, with tables t0..t<n-1> on both and
+// a subscribed to b for all of them.
+func benchPair(b *testing.B, n int) (a, p *node.Node) {
+	a = nodetest.StartNamed(b, "a")
+	p = nodetest.StartNamed(b, "b")
+	nodetest.Op(b, p, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{nodetest.ClusterRoute(a)}})
+	nodetest.Eventually(b, 5*time.Second, "mesh", func() bool { return len(a.Servers.RoutedPeers()) == 1 })
+	var subs []any
+	for i := 0; i < n; i++ {
+		table := fmt.Sprintf("t%d", i)
+		for _, x := range []*node.Node{a, p} {
+			nodetest.Op(b, x, "create_table", map[string]any{"table": table})
+		}
+		subs = append(subs, map[string]any{"table": table, "subscribe": true, "publish": true})
+	}
+	if r := nodetest.Op(b, a, "add_node", map[string]any{"node_name": "b", "subscriptions": subs}); r.Status != 200 {
+		b.Fatal(string(r.Body))
+	}
+	return a, p
+}
+
+// flip is a set_node_replication body for table ti with b, publish as given.
+func flip(ti int, pub bool) map[string]any {
+	return map[string]any{"node_name": "b", "subscriptions": []any{map[string]any{"table": fmt.Sprintf("t%d", ti), "subscribe": true, "publish": pub}}}
+}
+
 // BenchmarkSetNodeReplication is one client's set_node_replication on a pair,
 // flipping the publish flag so every request changes both records.
 func BenchmarkSetNodeReplication(b *testing.B) {
-	a := nodetest.StartNamed(b, "a")
-	p := nodetest.StartNamed(b, "b")
-	nodetest.Op(b, p, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{nodetest.ClusterRoute(a)}})
-	nodetest.Eventually(b, 5*time.Second, "mesh", func() bool { return len(a.Servers.RoutedPeers()) == 1 })
-	for _, n := range []*node.Node{a, p} {
-		nodetest.Op(b, n, "create_table", map[string]any{"table": "dog"})
-	}
-	sub := func(pub bool) map[string]any {
-		return map[string]any{"node_name": "b", "subscriptions": []any{map[string]any{"table": "dog", "subscribe": true, "publish": pub}}}
-	}
-	if r := nodetest.Op(b, a, "add_node", sub(true)); r.Status != 200 {
-		b.Fatal(string(r.Body))
-	}
+	a, _ := benchPair(b, 1)
 	nc := nodetest.Connect(b, a)
 	tok := nodetest.SuperUser(b, a)
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		if r := nodetest.Request(b, nc, "ops.cluster.set_node_replication", tok, sub(i%2 == 0)); r.Status != 200 {
+		if r := nodetest.Request(b, nc, "ops.cluster.set_node_replication", tok, flip(0, i%2 == 0)); r.Status != 200 {
 			b.Fatal(string(r.Body))
 		}
 		lat = append(lat, time.Since(t0))
 	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+}
+
+// BenchmarkSetNodeReplication64 is 64 clients, each flipping its own table.
+func BenchmarkSetNodeReplication64(b *testing.B) {
+	const clients = 64
+	a, _ := benchPair(b, clients)
+	tok := nodetest.SuperUser(b, a)
+	conns := make([]*nats.Conn, clients)
+	for i := range conns {
+		conns[i] = nodetest.Connect(b, a)
+	}
+	var next atomic.Int64
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for i := 0; next.Add(1) <= int64(b.N); i++ {
+				if r := nodetest.Request(b, conns[c], "ops.cluster.set_node_replication", tok, flip(c, i%2 == 0)); r.Status != 200 {
+					b.Error(string(r.Body))
+					return
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
 }

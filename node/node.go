@@ -196,6 +196,9 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		Log:       log,
 		Metrics:   n.Metrics,
 		Backlog:   n.Repl.Backlog,
+		// Each pass may update the txn stream (nats-server then rewrites
+		// its sources): one per 20 ms at most under a burst of changes.
+		MinInterval: 20 * time.Millisecond,
 	}
 	n.goWorker(wctx, n.replLoop.Run)
 	noticeLoop := &topology.Loop{

@@ -472,3 +472,40 @@ func TestConcurrentUpdatesAboutOnePeerAgreeOnBothNodes(t *testing.T) {
 		t.Errorf("b records %d subscriptions with a, want %d", len(rb.Subscriptions), clients/2)
 	}
 }
+
+// TestPeerConfirmsItsSyncAndTheNoticeGoes: a peer answers update_node before
+// its fsync and confirms the fsync afterwards; the confirmation, not the
+// notices worker (which leaves notices younger than the request timeout + 1 s
+// alone), clears the caller's notice, and both records agree.
+func TestPeerConfirmsItsSyncAndTheNoticeGoes(t *testing.T) {
+	nodes := mesh(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	for _, n := range nodes {
+		op(t, n, "create_table", map[string]any{"table": "dog"}, 200)
+	}
+	op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}, 200)
+	for i := 0; i < 6; i++ { // ends with publish false
+		op(t, a, "set_node_replication", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, i%2 == 0)}}, 200)
+	}
+	replied := time.Now()
+	minAge := a.Config.Clustering.RequestTimeout + time.Second
+	for {
+		notices, err := a.Store.Notices()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(notices) == 0 {
+			break
+		}
+		if time.Since(replied) > minAge-500*time.Millisecond {
+			t.Fatalf("a still holds %+v %v after the reply: the peer never confirmed its sync", notices, time.Since(replied))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if sub, pub := flags(t, a, "b", "dog"); !sub || pub {
+		t.Fatalf("a's record: subscribe %v publish %v, want true false", sub, pub)
+	}
+	if sub, pub := flags(t, b, "a", "dog"); sub || !pub {
+		t.Fatalf("b's record: subscribe %v publish %v, want the mirror (false true)", sub, pub)
+	}
+}
