@@ -40,8 +40,8 @@ type Loop struct {
 	// instead of one per change, while a change after a quiet spell is
 	// taken at once.
 	MinInterval time.Duration
-	Log        *zap.Logger
-	Metrics    *events.Metrics
+	Log         *zap.Logger
+	Metrics     *events.Metrics
 	// Backlog, when set, counts the items still to converge after a pass;
 	// it feeds the worker's queue depth gauge.
 	Backlog func() int
