@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -14,10 +15,15 @@ import (
 // transactions share the value-log sync, not the WAL sync (strace: 1280
 // commits of 64 concurrent writers, 1339 msyncs). So the store batches
 // itself: one committer goroutine applies every update function waiting at
-// that moment, in arrival order, to ONE Badger transaction, commits it, and
-// syncs it (DB.Sync: WAL and value log); callers are answered after the
-// sync, or — updateThenSync — told once after the commit and again after
-// the sync. While it syncs, new updates queue
+// that moment, in arrival order, to ONE Badger transaction and commits it;
+// a syncer goroutine makes everything committed so far durable with one
+// DB.Sync (WAL and value log) while the committer goes on with the next
+// batch, and answers the callers after that sync (updateThenSync callers
+// are told once after the commit and again after the sync). So commits
+// never wait behind a sync, and one sync covers every batch committed
+// while the previous one ran. Updates that wrote nothing (ErrNoChange) are
+// answered after the sync too: what they read may be a commit not yet on
+// disk. While it syncs, new updates queue
 // up for the next batch, so the more writers wait, the more share a sync.
 //
 // Isolation: an update function that fails without writing (the usual case:
@@ -106,12 +112,49 @@ type committer struct {
 	queue   chan *write
 	mu      sync.RWMutex // guards closed against sends on queue
 	closed  bool
-	stopped chan struct{}
+	stopped chan struct{} // closed once the syncer has answered everything
+
+	syncq     chan []*write // committed updates waiting for a sync
+	committed atomic.Int64  // Badger commits so far
+	synced    int64         // commits covered by the last sync (syncer only)
 }
 
 func (s *Store) startCommitter() {
-	s.c = &committer{queue: make(chan *write, 1024), stopped: make(chan struct{})}
+	s.c = &committer{queue: make(chan *write, 1024), stopped: make(chan struct{}), syncq: make(chan []*write, 1024)}
 	go s.commitLoop()
+	go s.syncLoop()
+}
+
+// syncLoop answers committed updates once a sync covers their commits,
+// syncing everything committed so far whenever one is not covered yet.
+func (s *Store) syncLoop() {
+	defer close(s.c.stopped)
+	for ws := range s.c.syncq {
+	more:
+		for {
+			select {
+			case next, ok := <-s.c.syncq:
+				if !ok {
+					break more
+				}
+				ws = append(ws, next...)
+			default:
+				break more
+			}
+		}
+		var err error
+		if upTo := s.c.committed.Load(); upTo > s.c.synced {
+			if err = s.db.Sync(); err == nil {
+				s.syncs.Add(1)
+				s.c.synced = upTo
+			} else {
+				err = fmt.Errorf("sync state store: %w", err)
+			}
+		}
+		for _, w := range ws {
+			finish(w, err)
+		}
+	}
 }
 
 // submit hands w to the committer and waits for its outcome (later writes
@@ -148,7 +191,7 @@ func (s *Store) stopCommitter() {
 }
 
 func (s *Store) commitLoop() {
-	defer close(s.c.stopped)
+	defer close(s.c.syncq)
 	var (
 		riders []*write // deferred updates waiting for company
 		timer  *time.Timer
@@ -288,19 +331,11 @@ func (s *Store) commitRound(ws []*write, deferred []*write) (again, stillDeferre
 			return ws, deferred // nothing was written: run them again
 		}
 		if cerr == nil {
+			s.c.committed.Add(1)
 			s.learnNodes(rd.nodes)
-			for _, o := range ran {
-				if o.err == nil || errors.Is(o.err, ErrNoChange) {
-					tellApplied(o.w, nil)
-				}
-			}
-			if cerr = s.db.Sync(); cerr == nil {
-				s.syncs.Add(1)
-			} else {
-				cerr = fmt.Errorf("sync state store: %w", cerr)
-			}
 		}
 	}
+	var toSync []*write
 	for _, o := range ran {
 		switch {
 		case o.err != nil && !errors.Is(o.err, ErrNoChange):
@@ -311,8 +346,12 @@ func (s *Store) commitRound(ws []*write, deferred []*write) (again, stillDeferre
 			if o.err == nil && o.writes > 0 {
 				s.commits.Add(1)
 			}
-			finish(o.w, o.err)
+			tellApplied(o.w, nil)
+			toSync = append(toSync, o.w)
 		}
+	}
+	if len(toSync) > 0 {
+		s.c.syncq <- toSync
 	}
 	return nil, deferred
 }
