@@ -205,3 +205,81 @@ func proxiedPair(t *testing.T) (a, b *node.Node, proxy *nodetest.Proxy) {
 	})
 	return a, b, proxy
 }
+
+// peerStatus is the status cluster_status on n reports for peer ("" when
+// it lists no such connection), and how long the reply took.
+func peerStatus(t *testing.T, n *node.Node, peer string) (string, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	r := nodetest.Op(t, n, "cluster_status", "{}")
+	took := time.Since(start)
+	if r.Status != 200 {
+		t.Fatalf("cluster_status on %s: %d %s", n.Name(), r.Status, r.Body)
+	}
+	conns, _ := r.JSON(t)["connections"].([]any)
+	for _, c := range conns {
+		if m, _ := c.(map[string]any); m["node_name"] == peer {
+			s, _ := m["status"].(string)
+			return s, took
+		}
+	}
+	return "", took
+}
+
+// TestFaultRouteDelayed slows the only route between two nodes to 75 ms each
+// way while both write: replication keeps flowing over the slow link (no
+// heal needed), and each holds the other's writes exactly once, in order.
+func TestFaultRouteDelayed(t *testing.T) {
+	a, b, proxy := proxiedPair(t)
+	const d = 75 * time.Millisecond
+	proxy.Delay(d)
+	stopA, stopB := writer(t, a, "dog"), writer(t, b, "dog")
+	time.Sleep(3 * time.Second)
+	if n := count(t, b, "txn.data.dog.a"); n == 0 {
+		t.Fatalf("nothing replicated to b after 3 s over a route delayed %v each way", d)
+	}
+	wroteA, wroteB := stopA(), stopB()
+	t.Logf("a wrote %d, b wrote %d over a route delayed %v each way", wroteA, wroteB, d)
+	checkReceived(t, b, "txn.data.dog.a", wroteA)
+	checkReceived(t, a, "txn.data.dog.b", wroteB)
+	if s, took := peerStatus(t, a, "b"); s != "open" {
+		t.Fatalf("cluster_status on a reports b %q over the delayed route (took %v), want open", s, took)
+	}
+}
+
+// TestFaultRouteBlackholed silently drops everything on the only route
+// between two nodes for 4 s while both write. NATS pings a route every 30 s
+// and gives up after two unanswered pings, so neither hub notices: the route
+// stays up, writes are still acknowledged locally, and cluster_status still
+// answers in time. When the blackhole ends (the proxy closes the connections
+// that lost bytes and the hubs reconnect), each node holds the other's
+// writes exactly once, in order.
+func TestFaultRouteBlackholed(t *testing.T) {
+	a, b, proxy := proxiedPair(t)
+	stopA, stopB := writer(t, a, "dog"), writer(t, b, "dog")
+	nodetest.Eventually(t, 10*time.Second, "replication flowing", func() bool { return count(t, b, "txn.data.dog.a") > 0 })
+	proxy.Blackhole()
+	blackholed := time.Now()
+	before := count(t, b, "txn.data.dog.a")
+	time.Sleep(1500 * time.Millisecond)
+	if got := a.Servers.RoutedPeers(); len(got) != 1 {
+		t.Fatalf("a's routed peers during the blackhole: %v, want b's hub still listed (the fault is silent)", got)
+	}
+	s, took := peerStatus(t, a, "b")
+	t.Logf("during the blackhole cluster_status on a reports b %q after %v", s, took)
+	if took > 5*time.Second {
+		t.Fatalf("cluster_status took %v during the blackhole, want within the CLI's 5 s", took)
+	}
+	if s == "open" {
+		t.Fatalf("cluster_status on a reports b open while nothing gets through")
+	}
+	if after := count(t, b, "txn.data.dog.a"); after > before+100 {
+		t.Fatalf("b received %d of a's transactions through the blackhole", after-before)
+	}
+	time.Sleep(time.Until(blackholed.Add(4 * time.Second)))
+	proxy.Heal()
+	wroteA, wroteB := stopA(), stopB()
+	t.Logf("a wrote %d, b wrote %d; route blackholed for %v", wroteA, wroteB, time.Since(blackholed).Round(time.Millisecond))
+	checkReceived(t, b, "txn.data.dog.a", wroteA)
+	checkReceived(t, a, "txn.data.dog.b", wroteB)
+}
