@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -282,4 +283,115 @@ func TestFaultRouteBlackholed(t *testing.T) {
 	t.Logf("a wrote %d, b wrote %d; route blackholed for %v", wroteA, wroteB, time.Since(blackholed).Round(time.Millisecond))
 	checkReceived(t, b, "txn.data.dog.a", wroteA)
 	checkReceived(t, a, "txn.data.dog.b", wroteB)
+}
+
+// TestFaultLeafLinkOnly connects two nodes through nothing but a leaf route
+// (a's leaf server is a leafnode of b's hub, through a proxy; the hubs have
+// no route). That one link carries the inter-node operations, JetStream API
+// calls across domains ($JS.<node>.API) and the sources' deliveries, both
+// ways. While both nodes write, the link is delayed, then cut, then
+// blackholed; each fault is healed, and each node ends holding the other's
+// writes exactly once, in order.
+func TestFaultLeafLinkOnly(t *testing.T) {
+	a := nodetest.StartNamed(t, "a")
+	b := nodetest.StartNamed(t, "b")
+	proxy := nodetest.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", b.Servers.Ports().HubLeaf))
+	op(t, a, "cluster_set_routes", map[string]any{"server": "leaf", "routes": []any{map[string]any{"host": "127.0.0.1", "port": proxy.Port()}}}, 200)
+	linked := func() bool { return a.Servers.Leaf.NumLeafNodes() == 2 } // its own hub and b's
+	nodetest.Eventually(t, 10*time.Second, "leaf link up", linked)
+	if len(a.Servers.RoutedPeers()) != 0 || len(b.Servers.RoutedPeers()) != 0 {
+		t.Fatal("the hubs are routed: the leaf link is not the only path")
+	}
+	for _, n := range []*node.Node{a, b} {
+		op(t, n, "create_table", map[string]any{"table": "dog"}, 200)
+	}
+	op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}, 200)
+	stopA, stopB := writer(t, a, "dog"), writer(t, b, "dog")
+	nodetest.Eventually(t, 10*time.Second, "replication flowing", func() bool {
+		return count(t, b, "txn.data.dog.a") > 0 && count(t, a, "txn.data.dog.b") > 0
+	})
+
+	// Delayed 75 ms each way: replication keeps flowing.
+	proxy.Delay(75 * time.Millisecond)
+	before := count(t, b, "txn.data.dog.a")
+	nodetest.Eventually(t, 10*time.Second, "replication over the delayed link", func() bool { return count(t, b, "txn.data.dog.a") > before+50 })
+	proxy.Heal()
+
+	// Cut for 2 s: nothing crosses, and b's cluster_status says so.
+	proxy.Cut()
+	cutAt := time.Now()
+	nodetest.Eventually(t, 10*time.Second, "leaf link down", func() bool { return !linked() })
+	during := count(t, b, "txn.data.dog.a")
+	if s, _ := peerStatus(t, b, "a"); s == "open" {
+		t.Fatal("cluster_status on b reports a open while the only link is cut")
+	}
+	time.Sleep(time.Until(cutAt.Add(2 * time.Second)))
+	if got := count(t, b, "txn.data.dog.a"); got != during {
+		t.Fatalf("b received %d of a's transactions while the only link was cut", got-during)
+	}
+	proxy.Heal()
+	nodetest.Eventually(t, 10*time.Second, "leaf link back", linked)
+
+	// Blackholed for 2 s (a leafnode is pinged every 2 min: unnoticed).
+	proxy.Blackhole()
+	time.Sleep(2 * time.Second)
+	proxy.Heal()
+
+	wroteA, wroteB := stopA(), stopB()
+	t.Logf("a wrote %d, b wrote %d through a leaf link delayed, cut for 2 s, then blackholed for 2 s", wroteA, wroteB)
+	checkReceived(t, b, "txn.data.dog.a", wroteA)
+	checkReceived(t, a, "txn.data.dog.b", wroteB)
+}
+
+// leafsOn returns the server names of the leafnodes connected to hub srv.
+func leafsOn(t *testing.T, n *node.Node) []string {
+	t.Helper()
+	lz, err := n.Servers.Hub.Leafz(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range lz.Leafs {
+		out = append(out, l.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestFaultOwnLeafLinkDropReattachesHome drops the connection between a
+// node's leaf server and its own hub: the leaf server reconnects to its own
+// hub, not to another node's. (nats-server hands leafnodes the leafnode
+// URLs of every hub in the mesh and tries a learned one first: before hubs
+// stopped advertising them, a's leaf server moved to b's hub, so a's links
+// to the rest of the cluster depended on b, through a connection without
+// the deny rules of a leaf route.)
+func TestFaultOwnLeafLinkDropReattachesHome(t *testing.T) {
+	nodes := mesh(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	lz, err := a.Servers.Hub.Leafz(nil)
+	if err != nil || len(lz.Leafs) != 1 || lz.Leafs[0].Name != "a" {
+		t.Fatalf("a's hub leafnodes before: %+v %v", lz, err)
+	}
+	for round := 0; round < 3; round++ {
+		old := lz.Leafs[0].ID
+		if err := a.Servers.Hub.DisconnectClientByID(old); err != nil {
+			t.Fatal(err)
+		}
+		nodetest.Eventually(t, 10*time.Second, "a's leaf server reconnected", func() bool {
+			lz, err = a.Servers.Hub.Leafz(nil)
+			return err == nil && len(lz.Leafs) == 1 && lz.Leafs[0].ID != old || slices.Contains(leafsOn(t, b), "a")
+		})
+		if got := leafsOn(t, b); !slices.Equal(got, []string{"b"}) {
+			t.Fatalf("round %d: b's hub has leafnodes %v: a's leaf server re-attached to b's hub", round, got)
+		}
+		if got := leafsOn(t, a); !slices.Equal(got, []string{"a"}) {
+			t.Fatalf("round %d: a's hub has leafnodes %v, want a's own", round, got)
+		}
+	}
+	// And the node still works end to end.
+	op(t, a, "create_table", map[string]any{"table": "dog"}, 200)
+	op(t, b, "create_table", map[string]any{"table": "dog"}, 200)
+	op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}, 200)
+	publish(t, a, "data", "dog", 10, "a")
+	nodetest.Eventually(t, 10*time.Second, "replication after the drops", func() bool { return count(t, b, "txn.data.dog.a") == 10 })
 }
