@@ -193,8 +193,16 @@ func TestFaultConflictingOperators(t *testing.T) {
 // the test controls, with table dog replicated both ways.
 func proxiedPair(t *testing.T) (a, b *node.Node, proxy *nodetest.Proxy) {
 	t.Helper()
-	a = nodetest.StartNamed(t, "a")
-	b = nodetest.StartNamed(t, "b")
+	return proxiedPairWith(t, func(*node.Config) {})
+}
+
+// proxiedPairWith is proxiedPair with both nodes' configs changed by edit.
+func proxiedPairWith(t *testing.T, edit func(*node.Config)) (a, b *node.Node, proxy *nodetest.Proxy) {
+	t.Helper()
+	cfgA, cfgB := nodetest.Config(t, "a"), nodetest.Config(t, "b")
+	edit(&cfgA)
+	edit(&cfgB)
+	a, b = nodetest.Start(t, cfgA), nodetest.Start(t, cfgB)
 	proxy = nodetest.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", a.Servers.Ports().Cluster))
 	op(t, b, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{map[string]any{"host": "127.0.0.1", "port": proxy.Port()}}}, 200)
 	nodetest.Eventually(t, 5*time.Second, "mesh", func() bool { return len(a.Servers.RoutedPeers()) == 1 })
@@ -205,6 +213,49 @@ func proxiedPair(t *testing.T) (a, b *node.Node, proxy *nodetest.Proxy) {
 		return nodetest.Op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}).Status == 200
 	})
 	return a, b, proxy
+}
+
+// TestFaultPartitionLongerThanDuplicateWindow cuts the only route between
+// two nodes for three times their transaction streams' duplicate window
+// (set to 1 s) while both write with message ids; after the heal each holds
+// the other's writes exactly once, in order: catching up resumes by stream
+// sequence and never relies on the duplicate window.
+func TestFaultPartitionLongerThanDuplicateWindow(t *testing.T) {
+	const window = time.Second
+	a, b, proxy := proxiedPairWith(t, func(c *node.Config) { c.Clustering.LeafServer.Streams.DuplicateWindow = window })
+	for _, n := range []*node.Node{a, b} {
+		if got := txnConfig(t, n).Duplicates; got != window {
+			t.Fatalf("%s's stream has a duplicate window of %v, want %v", n.Name(), got, window)
+		}
+	}
+	stopA, stopB := writer(t, a, "dog"), writer(t, b, "dog")
+	nodetest.Eventually(t, 10*time.Second, "replication flowing", func() bool {
+		return count(t, b, "txn.data.dog.a") > 0 && count(t, a, "txn.data.dog.b") > 0
+	})
+	proxy.Cut()
+	nodetest.Eventually(t, 10*time.Second, "partition", func() bool {
+		return len(a.Servers.RoutedPeers()) == 0 && len(b.Servers.RoutedPeers()) == 0
+	})
+	partitioned := time.Now()
+	duringA, duringB := count(t, b, "txn.data.dog.a"), count(t, a, "txn.data.dog.b")
+	time.Sleep(3 * window)
+	if got := count(t, b, "txn.data.dog.a"); got != duringA {
+		t.Fatalf("b received %d of a's transactions during the partition", got-duringA)
+	}
+	if got := count(t, a, "txn.data.dog.b"); got != duringB {
+		t.Fatalf("a received %d of b's transactions during the partition", got-duringB)
+	}
+	proxy.Heal()
+	cut := time.Since(partitioned)
+	// Keep writing a little after the heal, while the sources catch up.
+	nodetest.Eventually(t, 15*time.Second, "replication resumed", func() bool {
+		return count(t, b, "txn.data.dog.a") > duringA && count(t, a, "txn.data.dog.b") > duringB
+	})
+	wroteA, wroteB := stopA(), stopB()
+	t.Logf("a wrote %d, b wrote %d; partitioned for %v with a %v duplicate window (b held %d of a's and a %d of b's at the cut)",
+		wroteA, wroteB, cut.Round(time.Millisecond), window, duringA, duringB)
+	checkReceived(t, b, "txn.data.dog.a", wroteA)
+	checkReceived(t, a, "txn.data.dog.b", wroteB)
 }
 
 // peerStatus is the status cluster_status on n reports for peer ("" when
