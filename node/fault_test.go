@@ -237,8 +237,9 @@ func TestFaultPartitionLongerThanDuplicateWindow(t *testing.T) {
 		return len(a.Servers.RoutedPeers()) == 0 && len(b.Servers.RoutedPeers()) == 0
 	})
 	partitioned := time.Now()
+	time.Sleep(500 * time.Millisecond) // what was already past the proxy lands
 	duringA, duringB := count(t, b, "txn.data.dog.a"), count(t, a, "txn.data.dog.b")
-	time.Sleep(3 * window)
+	time.Sleep(time.Until(partitioned.Add(3 * window)))
 	if got := count(t, b, "txn.data.dog.a"); got != duringA {
 		t.Fatalf("b received %d of a's transactions during the partition", got-duringA)
 	}
@@ -252,7 +253,7 @@ func TestFaultPartitionLongerThanDuplicateWindow(t *testing.T) {
 		return count(t, b, "txn.data.dog.a") > duringA && count(t, a, "txn.data.dog.b") > duringB
 	})
 	wroteA, wroteB := stopA(), stopB()
-	t.Logf("a wrote %d, b wrote %d; partitioned for %v with a %v duplicate window (b held %d of a's and a %d of b's at the cut)",
+	t.Logf("a wrote %d, b wrote %d; partitioned for %v with a %v duplicate window (b held %d of a's and a %d of b's during it)",
 		wroteA, wroteB, cut.Round(time.Millisecond), window, duringA, duringB)
 	checkReceived(t, b, "txn.data.dog.a", wroteA)
 	checkReceived(t, a, "txn.data.dog.b", wroteB)
@@ -368,19 +369,21 @@ func TestFaultLeafLinkOnly(t *testing.T) {
 	nodetest.Eventually(t, 10*time.Second, "replication over the delayed link", func() bool { return count(t, b, "txn.data.dog.a") > before+50 })
 	proxy.Heal()
 
-	// Cut for 2 s: nothing crosses, and b's cluster_status says so.
+	// Cut for 2.5 s: nothing crosses, and b's cluster_status says so.
 	proxy.Cut()
 	cutAt := time.Now()
 	nodetest.Eventually(t, 10*time.Second, "leaf link down", func() bool { return !linked() })
-	during := count(t, b, "txn.data.dog.a")
 	if s, _ := peerStatus(t, b, "a"); s == "open" {
 		t.Fatal("cluster_status on b reports a open while the only link is cut")
 	}
-	time.Sleep(time.Until(cutAt.Add(2 * time.Second)))
+	time.Sleep(500 * time.Millisecond) // what was already past the proxy lands
+	during := count(t, b, "txn.data.dog.a")
+	time.Sleep(time.Until(cutAt.Add(2500 * time.Millisecond)))
 	if got := count(t, b, "txn.data.dog.a"); got != during {
 		t.Fatalf("b received %d of a's transactions while the only link was cut", got-during)
 	}
 	proxy.Heal()
+	cut := time.Since(cutAt)
 	nodetest.Eventually(t, 10*time.Second, "leaf link back", linked)
 
 	// Blackholed for 2 s (a leafnode is pinged every 2 min: unnoticed).
@@ -389,7 +392,8 @@ func TestFaultLeafLinkOnly(t *testing.T) {
 	proxy.Heal()
 
 	wroteA, wroteB := stopA(), stopB()
-	t.Logf("a wrote %d, b wrote %d through a leaf link delayed, cut for 2 s, then blackholed for 2 s", wroteA, wroteB)
+	t.Logf("a wrote %d, b wrote %d through a leaf link delayed 75 ms, cut for %v, then blackholed for 2 s",
+		wroteA, wroteB, cut.Round(time.Millisecond))
 	checkReceived(t, b, "txn.data.dog.a", wroteA)
 	checkReceived(t, a, "txn.data.dog.b", wroteB)
 }
