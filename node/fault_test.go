@@ -398,7 +398,7 @@ func TestFaultLeafLinkOnly(t *testing.T) {
 	checkReceived(t, a, "txn.data.dog.b", wroteB)
 }
 
-// leafsOn returns the server names of the leafnodes connected to hub srv.
+// leafsOn returns the server names of the leafnodes connected to n's hub.
 func leafsOn(t *testing.T, n *node.Node) []string {
 	t.Helper()
 	lz, err := n.Servers.Hub.Leafz(nil)
