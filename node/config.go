@@ -107,6 +107,10 @@ type Streams struct {
 	MaxAge   time.Duration `yaml:"maxAge"`
 	MaxBytes int64         `yaml:"maxBytes"`
 	MaxMsgs  int64         `yaml:"maxMsgs"`
+	// DuplicateWindow is how long the transaction stream remembers a
+	// message id (Nats-Msg-Id) to drop a repeated publish. 0 = 2m, or
+	// maxAge when that is shorter.
+	DuplicateWindow time.Duration `yaml:"duplicateWindow"`
 }
 
 type TLS struct {
@@ -339,6 +343,16 @@ func (c Config) Validate() error {
 	}
 	if c.Clustering.RequestTimeout < 0 {
 		problems = append(problems, "clustering.requestTimeout must not be negative")
+	}
+	st := c.Clustering.LeafServer.Streams
+	if st.MaxAge < 0 || st.MaxAge > 0 && st.MaxAge < 100*time.Millisecond {
+		problems = append(problems, fmt.Sprintf("clustering.leafServer.streams.maxAge must be 0 (unlimited) or at least 100ms, got %v", st.MaxAge))
+	}
+	switch dw := st.DuplicateWindow; {
+	case dw < 0 || dw > 0 && dw < 100*time.Millisecond:
+		problems = append(problems, fmt.Sprintf("clustering.leafServer.streams.duplicateWindow must be 0 (the default) or at least 100ms, got %v", dw))
+	case st.MaxAge > 0 && dw > st.MaxAge:
+		problems = append(problems, fmt.Sprintf("clustering.leafServer.streams.duplicateWindow (%v) must not be longer than maxAge (%v)", dw, st.MaxAge))
 	}
 	if c.Logging.Format != "" && c.Logging.Format != "json" && c.Logging.Format != "console" {
 		problems = append(problems, "logging.format must be json or console")

@@ -82,6 +82,7 @@ clustering:
 		"OPERATIONSAPI_NETWORK_PORT=0",
 		"CLUSTERING_PASSWORD=env-secret",
 		"CLUSTERING_LEAFSERVER_STREAMS_MAXBYTES=1048576",
+		"CLUSTERING_LEAFSERVER_STREAMS_DUPLICATEWINDOW=30s",
 		"ROOTPATH=/tmp/n2",
 		"CLUSTERING_SOMETHINGELSE=ignored",
 	}
@@ -107,7 +108,7 @@ clustering:
 		{"leaf routes (file)", c.Clustering.LeafServer.Network.Routes, []node.RouteConfig{{Host: "10.0.0.2", Port: 9931}}},
 		{"leaf users (file)", c.Clustering.LeafServer.Users, []node.LeafUser{{User: "orders", Password: "pw"}}},
 		{"request timeout (file)", c.Clustering.RequestTimeout, 3 * time.Second},
-		{"streams (file + env)", c.Clustering.LeafServer.Streams, node.Streams{MaxAge: 24 * time.Hour, MaxMsgs: 1000, MaxBytes: 1 << 20}},
+		{"streams (file + env)", c.Clustering.LeafServer.Streams, node.Streams{MaxAge: 24 * time.Hour, MaxMsgs: 1000, MaxBytes: 1 << 20, DuplicateWindow: 30 * time.Second}},
 		{"trusted issuers (file)", len(c.Auth.TrustedIssuers), 1},
 		{"logging (default)", c.Logging, node.Logging{Level: "info", Format: "json"}},
 	}
@@ -154,6 +155,16 @@ func TestInvalidConfigMessages(t *testing.T) {
 			"invalid configuration: clustering.hubServer.network.port and clustering.leafServer.network.port both use port 9940"},
 		{"route without host", "clustering: {leafServer: {network: {routes: [{port: 1}]}}}\n", nil,
 			"invalid configuration: clustering.leafServer.network.routes[0] needs a host and a port 1-65535"},
+		{"duplicate window as seconds", "clustering: {leafServer: {streams: {duplicateWindow: 120}}}\n", nil,
+			"config %FILE%: line 1: cannot unmarshal !!int `120` into time.Duration"},
+		{"duplicate window too short", "", []string{"CLUSTERING_LEAFSERVER_STREAMS_DUPLICATEWINDOW=50ms"},
+			"invalid configuration: clustering.leafServer.streams.duplicateWindow must be 0 (the default) or at least 100ms, got 50ms"},
+		{"duplicate window negative", "", []string{"CLUSTERING_LEAFSERVER_STREAMS_DUPLICATEWINDOW=-1s"},
+			"invalid configuration: clustering.leafServer.streams.duplicateWindow must be 0 (the default) or at least 100ms, got -1s"},
+		{"duplicate window longer than maxAge", "clustering: {leafServer: {streams: {maxAge: 1m, duplicateWindow: 5m}}}\n", nil,
+			"invalid configuration: clustering.leafServer.streams.duplicateWindow (5m0s) must not be longer than maxAge (1m0s)"},
+		{"maxAge too short", "", []string{"CLUSTERING_LEAFSERVER_STREAMS_MAXAGE=10ms"},
+			"invalid configuration: clustering.leafServer.streams.maxAge must be 0 (unlimited) or at least 100ms, got 10ms"},
 		{"every problem at once", "", []string{"CLUSTERING_USER=", "ROOTPATH=", "CLUSTERING_TLS_CERTIFICATE=c.pem", "LOGGING_FORMAT=xml", "CLUSTERING_REQUESTTIMEOUT=-1s"},
 			"invalid configuration: rootPath is required; clustering.user is required; clustering.tls.certificate and clustering.tls.privateKey go together; " +
 				"clustering.requestTimeout must not be negative; logging.format must be json or console"},

@@ -148,7 +148,7 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 	}
 	streams := cfg.Clustering.LeafServer.Streams
 	txn := &topology.TxnStream{JS: js, NC: n.nc, Node: cfg.Clustering.NodeName,
-		Limits: topology.Limits{MaxAge: streams.MaxAge, MaxBytes: streams.MaxBytes, MaxMsgs: streams.MaxMsgs}}
+		Limits: topology.Limits{MaxAge: streams.MaxAge, MaxBytes: streams.MaxBytes, MaxMsgs: streams.MaxMsgs, DuplicateWindow: streams.DuplicateWindow}}
 	timeout := cfg.Clustering.RequestTimeout
 	if timeout <= 0 {
 		timeout = 2 * time.Second

@@ -135,6 +135,15 @@ func StartServers(o ServerOptions) (*Servers, error) {
 			Port:     port(o.HubLeafPort),
 			Username: o.User,
 			Password: o.Password,
+			// A hub that advertises its leafnode URL (to its leafnodes, and
+			// through routes to every hub's leafnodes) makes leaf servers
+			// reconnect elsewhere than configured: after its link to its own
+			// hub drops once, a node's leaf server re-attached to another
+			// node's hub (first in its learned list), with none of the deny
+			// rules of a leaf route; a leaf route through a proxy or load
+			// balancer was replaced by the hub's own address. Leafnode
+			// remotes go exactly where clusterd points them.
+			NoAdvertise: true,
 		},
 		DisableJetStreamBanner: true,
 	}

@@ -25,6 +25,25 @@ type Limits struct {
 	MaxAge   time.Duration
 	MaxBytes int64
 	MaxMsgs  int64
+	// DuplicateWindow is how long the stream remembers a message id
+	// (Nats-Msg-Id) to drop a repeated publish; 0 = the default.
+	DuplicateWindow time.Duration
+}
+
+// DefaultDuplicateWindow is JetStream's default duplicate window.
+const DefaultDuplicateWindow = 2 * time.Minute
+
+// Duplicates is the stream's duplicate window: the configured one, else the
+// default, shortened to MaxAge when that is shorter (JetStream refuses a
+// window longer than the stream's max age).
+func (l Limits) Duplicates() time.Duration {
+	if l.DuplicateWindow > 0 {
+		return l.DuplicateWindow
+	}
+	if l.MaxAge > 0 && l.MaxAge < DefaultDuplicateWindow {
+		return l.MaxAge
+	}
+	return DefaultDuplicateWindow
 }
 
 // TxnStream manages the node's transaction stream.
@@ -67,7 +86,7 @@ func (t *TxnStream) baseConfig() jetstream.StreamConfig {
 			}
 			return -1
 		}(),
-		Duplicates: 2 * time.Minute,
+		Duplicates: t.Limits.Duplicates(),
 	}
 	if t.Limits.MaxBytes > 0 {
 		cfg.MaxBytes = t.Limits.MaxBytes
@@ -93,7 +112,8 @@ func (t *TxnStream) Ensure(ctx context.Context) (*jetstream.StreamInfo, error) {
 	want := t.baseConfig()
 	have := info.Config
 	if strings.Join(have.Subjects, ",") != strings.Join(want.Subjects, ",") || have.MaxAge != want.MaxAge ||
-		have.MaxBytes != want.MaxBytes || have.MaxMsgsPerSubject != want.MaxMsgsPerSubject || !have.AllowDirect {
+		have.MaxBytes != want.MaxBytes || have.MaxMsgsPerSubject != want.MaxMsgsPerSubject || have.Duplicates != want.Duplicates ||
+		!have.AllowDirect {
 		want.Sources = have.Sources
 		s, err = t.JS.UpdateStream(ctx, want)
 		if err != nil {
