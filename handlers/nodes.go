@@ -324,11 +324,12 @@ func (e *peerFailure) Error() string { return e.err.Error() }
 
 // linkHeld records one or more requests' subscriptions with a peer on both
 // nodes, in order, when every table is held here (so nothing can be
-// skipped): the "sync" notice and the records are written in one local
-// transaction while the peer writes its side, the two commits overlapping,
-// and the peer answers before its own sync (it confirms that later).
-// A local failure after the peer applied leaves a notice that re-syncs the
-// peer to our view; a peer failure puts our record back as it was.
+// skipped). The "sync" notice and the record are committed locally first —
+// so a crash of this process after the peer is told still finds the notice
+// and re-syncs the peer — and the peer is told while that commit is being
+// synced, the sync and the round trip overlapping; the peer answers before
+// its own sync (it confirms that later, and only then does the notice go).
+// A peer failure puts our record back as it was.
 func (o *Ops) linkHeld(ctx context.Context, peer, mode string, batches [][]storage.Subscription) error {
 	now := time.Now()
 	notice := storage.Notice{Peer: peer, Kind: "sync", At: now.UTC()}
@@ -342,19 +343,9 @@ func (o *Ops) linkHeld(ctx context.Context, peer, mode string, batches [][]stora
 	}
 	intent := notice.At.Format(time.RFC3339Nano)
 	reqs[0].Intent = intent
-	peerDone := make(chan error, 1)
-	go func() {
-		if len(reqs) == 1 {
-			var rep peerSetReply
-			peerDone <- o.Peers.Call(ctx, peer, callNodeSet, reqs[0], &rep)
-			return
-		}
-		var rep peerSetBatchReply
-		peerDone <- o.Peers.Call(ctx, peer, callNodeSetBatch, peerSetBatch{Requests: reqs, Intent: intent}, &rep)
-	}()
 	var prev storage.Node
 	var prevExists bool
-	localErr := o.Store.Update(func(tx *storage.Tx) error {
+	synced, err := o.Store.UpdateThenSync(func(tx *storage.Tx) error {
 		n, exists, err := tx.Node(peer)
 		if err != nil {
 			return err
@@ -372,21 +363,26 @@ func (o *Ops) linkHeld(ctx context.Context, peer, mode string, batches [][]stora
 		}
 		return tx.PutNode(n)
 	})
-	peerErr := <-peerDone
+	if err != nil {
+		return fmt.Errorf("record node %s: %w", peer, err)
+	}
+	var peerErr error
+	if len(reqs) == 1 {
+		peerErr = o.Peers.Call(ctx, peer, callNodeSet, reqs[0], nil)
+	} else {
+		peerErr = o.Peers.Call(ctx, peer, callNodeSetBatch, peerSetBatch{Requests: reqs, Intent: intent}, nil)
+	}
+	syncErr := <-synced
 	switch {
-	case localErr != nil:
-		if peerErr == nil {
-			o.owe(peer) // the peer has it, we do not: re-sync it to our view
-		}
-		return fmt.Errorf("record node %s: %w", peer, localErr)
+	case syncErr != nil:
+		// Not durable here; the notice (if it survives) re-syncs the peer.
+		return fmt.Errorf("record node %s: %w", peer, syncErr)
 	case peerErr != nil:
 		if err := o.revertLink(peer, prev, prevExists, notice, errors.Is(peerErr, events.ErrNoResponse)); err != nil {
 			return fmt.Errorf("put back node %s after a failed call (%v): %w", peer, peerErr, err)
 		}
 		return &peerFailure{peerErr}
 	}
-	// Both sides hold it now; the notice goes when the peer confirms its
-	// sync (PeerSynced).
 	o.Bus.Publish(events.NodesChanged)
 	return nil
 }
