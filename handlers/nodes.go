@@ -40,11 +40,11 @@ type peerSetRequest struct {
 	Subscriptions []storage.Subscription `json:"subscriptions"`
 	CallerTables  []storage.TableKey     `json:"caller_tables"`
 	// Intent, when set, names the caller's "sync" notice (its time): the
-	// peer may answer once its write is committed, before the sync, and
-	// confirms the sync with node_synced, upon which the caller drops the
-	// notice. Without the confirmation (a peer that lost power before its
-	// sync) the notice stays, and the caller's notices worker re-syncs the
-	// peer.
+	// peer may answer once its write is queued, before it is committed and
+	// synced, and confirms it is on disk with node_synced, upon which the
+	// caller drops the notice. Without the confirmation (the peer crashed
+	// or lost power first, or its write failed) the notice stays, and the
+	// caller's notices worker re-syncs the peer.
 	Intent string `json:"intent,omitempty"`
 }
 
@@ -327,8 +327,9 @@ func (e *peerFailure) Error() string { return e.err.Error() }
 // skipped). The "sync" notice and the record are committed locally first —
 // so a crash of this process after the peer is told still finds the notice
 // and re-syncs the peer — and the peer is told while that commit is being
-// synced, the sync and the round trip overlapping; the peer answers before
-// its own sync (it confirms that later, and only then does the notice go).
+// synced, the sync and the round trip overlapping; the peer answers without
+// waiting for its disk (it confirms that later, and only then does the
+// notice go).
 // A peer failure puts our record back as it was.
 func (o *Ops) linkHeld(ctx context.Context, peer, mode string, batches [][]storage.Subscription) error {
 	now := time.Now()
@@ -553,8 +554,8 @@ func (o *Ops) PeerSetBatch(ctx context.Context, from string, body []byte) (any, 
 	return peerSetBatchReply{Replies: reps}, nil
 }
 
-// With an intent, peerSetAll answers once its write is committed and
-// confirms the sync to the caller afterwards.
+// With an intent, peerSetAll answers once its write is queued and confirms
+// to the caller when it is on disk.
 func (o *Ops) peerSetAll(from string, reqs []peerSetRequest, intent string) ([]peerSetReply, error) {
 	if !o.ClusteringEnabled {
 		return nil, errors.New("Clustering must be enabled to perform this operation.")
@@ -635,21 +636,30 @@ func (o *Ops) peerSetAll(from string, reqs []peerSetRequest, intent string) ([]p
 	if intent == "" {
 		err = o.Store.Update(write)
 	} else {
-		var synced <-chan error
-		if synced, err = o.Store.UpdateThenSync(write); err == nil {
-			go o.confirmSynced(from, intent, synced)
+		// The caller keeps its notice until we confirm: answer at once
+		// (the write is queued in order, behind whatever this node's disk
+		// is syncing) and confirm once it is on disk.
+		var durable <-chan error
+		if durable, err = o.Store.UpdateAsync(write); err == nil {
+			go o.confirmSynced(from, intent, durable)
+			return reps, nil
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("record node %s: %w", from, err)
 	}
-	o.Bus.Publish(events.NodesChanged)
-	o.Bus.Publish(events.TablesChanged)
+	o.changed()
 	return reps, nil
 }
 
-// confirmSynced tells peer that the write made for its intent is on disk
-// (synced nil: there was nothing to write). When the sync failed, or the
+// changed wakes the workers after node records (and tables) changed.
+func (o *Ops) changed() {
+	o.Bus.Publish(events.NodesChanged)
+	o.Bus.Publish(events.TablesChanged)
+}
+
+// confirmSynced wakes the workers once the write made for peer's intent is
+// on disk and tells the peer so (synced nil: there was nothing to write). When the sync failed, or the
 // confirmation does not arrive, the peer's notice stays and its notices
 // worker re-syncs us.
 func (o *Ops) confirmSynced(peer, intent string, synced <-chan error) {
@@ -657,6 +667,7 @@ func (o *Ops) confirmSynced(peer, intent string, synced <-chan error) {
 		if err := <-synced; err != nil {
 			return
 		}
+		o.changed() // the workers act on what is written, so only now
 	}
 	_ = o.Peers.Call(context.Background(), peer, callNodeSynced, nodeSynced{Intent: intent}, nil)
 }

@@ -96,6 +96,7 @@ type write struct {
 	applied chan error // when set (buffered): told after the commit, before the sync
 	told    bool       // applied has been told (committer only)
 	later   bool       // may wait for the next batch (or riderDelay)
+	async   bool       // the writer does not wait: it reads done when it wants
 }
 
 // maxBatch bounds how many updates share one transaction.
@@ -168,7 +169,7 @@ func (s *Store) submit(w *write) error {
 	s.c.queue <- w
 	s.c.mu.RUnlock()
 	switch {
-	case w.later:
+	case w.later, w.async:
 		return nil
 	case w.applied != nil:
 		return <-w.applied

@@ -129,6 +129,17 @@ func (s *Store) updateThenSync(fn func(txn *wtxn) error) (synced <-chan error, e
 	return w.done, nil
 }
 
+// updateAsync queues fn for the next batch and returns at once; durable
+// reports when fn's writes are on disk, or why they are not (fn's own
+// error included).
+func (s *Store) updateAsync(fn func(txn *wtxn) error) (durable <-chan error, err error) {
+	w := &write{fn: fn, done: make(chan error, 1), async: true}
+	if err := s.submit(w); err != nil {
+		return nil, err
+	}
+	return w.done, nil
+}
+
 // updateLater queues fn to be committed with the next batch of updates, or
 // on its own within riderDelay, and returns at once. For writes whose
 // durability may wait: losing them in a crash must be harmless.

@@ -25,6 +25,15 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	return s.update(func(txn *wtxn) error { return fn(&Tx{txn: txn}) })
 }
 
+// UpdateAsync queues fn to be committed with the next batch and returns at
+// once, in submission order with every other update; durable reports when
+// the writes are synced, or why they were not made (fn's error included).
+// For a writer whose reply may precede its write because someone else keeps
+// a record until durable says so (a peer answering node_set).
+func (s *Store) UpdateAsync(fn func(tx *Tx) error) (durable <-chan error, err error) {
+	return s.updateAsync(func(txn *wtxn) error { return fn(&Tx{txn: txn}) })
+}
+
 // UpdateThenSync is Update for a writer that may answer before the disk
 // sync: it returns once fn's writes are committed — visible, and kept if the
 // process crashes — and synced then reports whether they reached the disk
