@@ -7,7 +7,8 @@ import (
 
 // BenchmarkDispatch is the dispatcher's own cost per request, in-process: an
 // operation replying from memory, with a valid super_user token and an empty
-// body, through the router and its middleware chain and back.
+// body, through the middleware chain and back; once handed to the router
+// (routed), once as a LocalRead operation (run on the caller's goroutine).
 func BenchmarkDispatch(b *testing.B) {
 	type reply struct {
 		Hub  []string `json:"hub"`
@@ -16,9 +17,11 @@ func BenchmarkDispatch(b *testing.B) {
 	run := func(context.Context, Caller, []byte) (any, error) {
 		return reply{Hub: []string{}, Leaf: []string{}}, nil
 	}
-	d, key := newDispatcher(b, Operation{Name: "routed", Handler: "routed", Run: run})
+	d, key := newDispatcher(b,
+		Operation{Name: "routed", Handler: "routed", Run: run},
+		Operation{Name: "local", Handler: "local", LocalRead: true, Run: run})
 	auth := mint(b, key, SuperUser)
-	for _, op := range []string{"routed"} {
+	for _, op := range []string{"routed", "local"} {
 		b.Run(op, func(b *testing.B) {
 			req := Request{Op: op, Body: []byte(`{}`), Authorization: auth}
 			ctx := context.Background()
