@@ -49,6 +49,7 @@ type Node struct {
 	issuerKey  ed25519.PrivateKey
 	password   string
 	nc         *nats.Conn
+	unservedNC *nats.Conn // the catch-all for unknown operations
 	dispatcher *events.Dispatcher
 	ingress    *events.NATSIngress
 	httpSrv    *http.Server
@@ -135,6 +136,7 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		ServerTLS:   serverTLS,
 		ClientTLS:   clientTLS,
 		Log:         log,
+		Operations:  handlers.OperationNames(),
 	})
 	if err != nil {
 		return nil, err
@@ -254,7 +256,10 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		}
 	})
 
-	if n.ingress, err = events.StartNATSIngress(n.nc, n.dispatcher, cfg.Clustering.NodeName, Version); err != nil {
+	if n.unservedNC, err = n.Servers.UnservedOpsConn("clusterd-" + cfg.Clustering.NodeName + "-unserved-ops"); err != nil {
+		return nil, fmt.Errorf("connect to leaf server: %w", err)
+	}
+	if n.ingress, err = events.StartNATSIngress(n.nc, n.unservedNC, n.dispatcher, cfg.Clustering.NodeName, Version); err != nil {
 		return nil, err
 	}
 	if err := n.startHTTP(); err != nil {
@@ -538,12 +543,15 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.workers.Wait()
-		if n.nc != nil {
-			_ = n.nc.Drain()
-			for i := 0; i < 200 && !n.nc.IsClosed(); i++ {
+		for _, nc := range []*nats.Conn{n.unservedNC, n.nc} {
+			if nc == nil {
+				continue
+			}
+			_ = nc.Drain()
+			for i := 0; i < 200 && !nc.IsClosed(); i++ {
 				time.Sleep(5 * time.Millisecond)
 			}
-			n.nc.Close()
+			nc.Close()
 		}
 		if n.Servers != nil {
 			n.Servers.Shutdown()
