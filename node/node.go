@@ -76,7 +76,7 @@ type Options struct {
 }
 
 // Start brings a node up. On error everything started so far is stopped.
-func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
+func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -85,11 +85,12 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		log = zap.NewNop()
 	}
 	log = log.With(zap.String("node", cfg.Clustering.NodeName))
-	n = &Node{Config: cfg, log: log, started: time.Now(), Bus: events.NewBus(), Metrics: events.NewMetrics(Version)}
+	// n is not the named result: a failing return sets that to nil, while n
+	// is still what the cleanup closes and what the workers use.
+	n := &Node{Config: cfg, log: log, started: time.Now(), Bus: events.NewBus(), Metrics: events.NewMetrics(Version)}
 	defer func() {
 		if err != nil {
 			n.Close()
-			n = nil
 		}
 	}()
 	if err := os.MkdirAll(cfg.RootPath, 0o700); err != nil {
