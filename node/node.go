@@ -145,6 +145,12 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	if n.nc, err = n.Servers.InternalConn("clusterd-" + cfg.Clustering.NodeName); err != nil {
 		return nil, fmt.Errorf("connect to leaf server: %w", err)
 	}
+	// Both connections are made before the route worker runs: nats-server
+	// re-checks users while a route change reloads it, and may refuse a
+	// connection made in that moment.
+	if n.unservedNC, err = n.Servers.UnservedOpsConn("clusterd-" + cfg.Clustering.NodeName + "-unserved-ops"); err != nil {
+		return nil, fmt.Errorf("connect to leaf server: %w", err)
+	}
 	js, err := jetstream.New(n.nc)
 	if err != nil {
 		return nil, err
@@ -257,9 +263,6 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		}
 	})
 
-	if n.unservedNC, err = n.Servers.UnservedOpsConn("clusterd-" + cfg.Clustering.NodeName + "-unserved-ops"); err != nil {
-		return nil, fmt.Errorf("connect to leaf server: %w", err)
-	}
 	if n.ingress, err = events.StartNATSIngress(n.nc, n.unservedNC, n.dispatcher, cfg.Clustering.NodeName, Version); err != nil {
 		return nil, err
 	}
