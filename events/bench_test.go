@@ -8,7 +8,7 @@ import (
 // BenchmarkDispatch is the dispatcher's own cost per request, in-process: an
 // operation replying from memory, with a valid super_user token and an empty
 // body, through the middleware chain and back; once handed to the router
-// (routed), once as a LocalRead operation (run by the dispatcher's readers).
+// (routed), once as a LocalRead operation (run on the caller's goroutine).
 func BenchmarkDispatch(b *testing.B) {
 	type reply struct {
 		Hub  []string `json:"hub"`

@@ -5,7 +5,7 @@
 // errors into replies, tags request ids, counts metrics and checks the
 // caller's role claim before an operation handler runs. Operations that only
 // read local state (LocalRead) run the same handler and middleware, composed
-// once as the router composes them, on the dispatcher's reader goroutines:
-// they skip the router's goroutine hand-offs, not its middleware. Changes to desired
+// once as the router composes them, on the goroutine that received the
+// request: they skip the router's goroutine hand-offs, not its middleware. Changes to desired
 // state are announced on a Bus so topology workers wake up.
 package events

@@ -23,10 +23,11 @@ type Operation struct {
 	Handler string
 	// Mutating operations are logged at info; reads at debug.
 	Mutating bool
-	// LocalRead operations answer from this node's desired-state store alone
-	// (no peer or JetStream calls, no writes), in microseconds. The
-	// dispatcher runs them through the router's middleware on its own
-	// readers rather than through the router (see Dispatch).
+	// LocalRead operations answer from this node's desired-state store alone:
+	// no peer or JetStream calls, no writes, nothing that waits on the
+	// network. The dispatcher runs them on the goroutine that received the
+	// request (see Dispatch); every other operation gets a goroutine of its
+	// own from the router.
 	LocalRead bool
 	// Run executes the operation for an authorized caller. body is the raw
 	// JSON request; the returned value is marshalled as the reply.
@@ -71,26 +72,17 @@ type Dispatcher struct {
 	sub      *ingress
 	// chain is the router's handler wrapped in the router's middleware, in
 	// the router's order, built once: what the router runs for each message,
-	// for the readers to run LocalRead requests with.
+	// for LocalRead operations to run on the caller's goroutine.
 	chain message.HandlerFunc
-	// readers takes a LocalRead request to an idle reader goroutine.
-	readers   chan *message.Message
-	quit      chan struct{} // closed by Close: idle readers exit
-	closeOnce sync.Once
 
 	mu      sync.RWMutex
 	closing bool
-	reading sync.WaitGroup // LocalRead requests not yet answered
+	inline  sync.WaitGroup // LocalRead requests running on their caller's goroutine
 }
-
-// readerIdle is how long a reader waits for its next request before it
-// exits: under steady load readers are reused, and keep their grown stacks.
-const readerIdle = time.Second
 
 // NewDispatcher builds the router; call Run to start it.
 func NewDispatcher(ops []Operation, verifier *Verifier, metrics *Metrics, log *zap.Logger) (*Dispatcher, error) {
-	d := &Dispatcher{ops: map[string]*Operation{}, verifier: verifier, log: log, metrics: metrics, sub: newIngress(),
-		readers: make(chan *message.Message), quit: make(chan struct{})}
+	d := &Dispatcher{ops: map[string]*Operation{}, verifier: verifier, log: log, metrics: metrics, sub: newIngress()}
 	for i := range ops {
 		d.ops[ops[i].Name] = &ops[i]
 	}
@@ -135,26 +127,22 @@ func (d *Dispatcher) Close() error {
 	d.mu.Lock()
 	d.closing = true
 	d.mu.Unlock()
-	d.reading.Wait()
-	d.closeOnce.Do(func() { close(d.quit) })
+	d.inline.Wait()
 	return d.router.Close()
 }
 
 // Dispatch runs a request through the operation handler and its middleware.
-// It never blocks on the operation; respond is called when the reply is
-// ready (or at once, when shutting down).
+// respond is called when the reply is ready (or at once, when shutting
+// down).
 //
-// Most operations are handed to the router. A LocalRead operation is handed
-// straight to a reader goroutine of the dispatcher's (an idle one, or a new
-// one when none is idle), which runs the same handler through the same
-// middleware. Its reply takes microseconds, and the router's way (the
-// subscriber's channel, the router's context decorator and its handler
-// loop, then a new goroutine per message, whose stack grew anew on every
-// request) cost it three goroutine hand-offs: most of its latency above a
-// bare NATS echo. A reader is one hand-off, with a stack already grown.
-// Requests are not run on the caller's goroutine (a NATS subscription's):
-// a Badger read waits for any commit in flight, and the requests queued
-// behind it on the subscription would wait one after another.
+// A LocalRead operation runs on the caller's goroutine, and Dispatch returns
+// once it has been answered: its reply takes microseconds, and the router's
+// way (the subscriber's channel, the router's context decorator and its
+// handler loop, then a new goroutine per message) cost it three goroutine
+// hand-offs and a fresh stack grown anew on every request — most of its
+// latency above a bare NATS echo. Every other operation may wait on peers,
+// JetStream or a synced write, so it is handed to the router and Dispatch
+// returns at once: a transport's delivery goroutine is never held up by it.
 func (d *Dispatcher) Dispatch(req Request, respond Responder) {
 	if req.RequestID == "" {
 		req.RequestID = nuid.Next()
@@ -173,37 +161,16 @@ func (d *Dispatcher) Dispatch(req Request, respond Responder) {
 		d.mu.RUnlock()
 		return
 	}
-	d.reading.Add(1)
+	d.inline.Add(1)
 	d.mu.RUnlock()
-	select {
-	case d.readers <- msg:
-	default:
-		go d.reader(msg)
-	}
+	defer d.inline.Done()
+	d.runInline(msg)
 }
 
-// reader runs LocalRead requests until it has been idle for readerIdle or
-// the dispatcher closes.
-func (d *Dispatcher) reader(msg *message.Message) {
-	idle := time.NewTimer(readerIdle)
-	defer idle.Stop()
-	for {
-		d.run(msg)
-		d.reading.Done()
-		idle.Reset(readerIdle)
-		select {
-		case msg = <-d.readers:
-		case <-idle.C:
-			return
-		case <-d.quit:
-			return
-		}
-	}
-}
-
-// run runs the middleware chain on msg as the router's handler loop would,
-// panics outside the recoverer included (logged, not fatal).
-func (d *Dispatcher) run(msg *message.Message) {
+// runInline runs the middleware chain on msg as the router's handler loop
+// would, panics outside the recoverer included (logged, not fatal to the
+// transport's goroutine).
+func (d *Dispatcher) runInline(msg *message.Message) {
 	defer func() {
 		if p := recover(); p != nil {
 			d.log.Error("operation chain panicked outside the recoverer", zap.Any("panic", p), zap.String("message_uuid", msg.UUID))

@@ -39,7 +39,7 @@ func mint(t testing.TB, key ed25519.PrivateKey, role string) string {
 }
 
 // Both ways an operation runs give the same replies: handed to the router,
-// and as a LocalRead operation run by the dispatcher's readers.
+// and as a LocalRead operation on the caller's goroutine.
 func bothWays(t *testing.T, test func(t *testing.T, local bool)) {
 	t.Run("routed", func(t *testing.T) { test(t, false) })
 	t.Run("local", func(t *testing.T) { test(t, true) })
@@ -109,7 +109,8 @@ func testFinishesInFlight(t *testing.T, local bool) {
 	}})
 	admin := mint(t, key, SuperUser)
 	got := make(chan string, 1)
-	d.Dispatch(Request{Op: "slow", Authorization: admin}, func(status int, body []byte) { got <- string(body) })
+	// A LocalRead request runs on the goroutine that dispatches it.
+	go d.Dispatch(Request{Op: "slow", Authorization: admin}, func(status int, body []byte) { got <- string(body) })
 	<-running
 
 	closed := make(chan error, 1)
@@ -147,36 +148,39 @@ func testFinishesInFlight(t *testing.T, local bool) {
 	}
 }
 
-// Dispatch never waits for an operation, and LocalRead requests do not wait
-// behind one another: one held up (a Badger read waits for any commit in
-// flight) leaves the next to be answered.
-func TestLocalReadsDoNotQueueBehindOneAnother(t *testing.T) {
+// A LocalRead operation is answered before Dispatch returns (it runs on the
+// caller's goroutine); any other operation is handed to the router, and
+// Dispatch returns without waiting for it.
+func TestLocalReadRunsOnTheCallersGoroutine(t *testing.T) {
 	release := make(chan struct{})
-	d, key := newDispatcher(t, Operation{Name: "read", Handler: "read", LocalRead: true, Run: func(_ context.Context, _ Caller, body []byte) (any, error) {
-		if string(body) == `{"wait":true}` {
+	d, key := newDispatcher(t,
+		Operation{Name: "read", Handler: "read", LocalRead: true, Run: func(context.Context, Caller, []byte) (any, error) {
+			return map[string]bool{"ok": true}, nil
+		}},
+		Operation{Name: "wait", Handler: "wait", Run: func(context.Context, Caller, []byte) (any, error) {
 			<-release
-		}
-		return map[string]bool{"ok": true}, nil
-	}})
+			return map[string]bool{"ok": true}, nil
+		}},
+	)
 	admin := mint(t, key, SuperUser)
-	held := make(chan string, 1)
+	var answered string
+	d.Dispatch(Request{Op: "read", Authorization: admin}, func(status int, body []byte) { answered = string(body) })
+	if answered != `{"ok":true}` {
+		t.Fatalf("LocalRead not answered when Dispatch returned: %q", answered)
+	}
+	got := make(chan string, 1)
 	returned := make(chan struct{})
 	go func() {
-		d.Dispatch(Request{Op: "read", Body: []byte(`{"wait":true}`), Authorization: admin}, func(status int, body []byte) { held <- string(body) })
+		d.Dispatch(Request{Op: "wait", Authorization: admin}, func(status int, body []byte) { got <- string(body) })
 		close(returned)
 	}()
 	select {
 	case <-returned:
 	case <-time.After(5 * time.Second):
-		t.Fatal("Dispatch waited for the operation")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if status, body := d.DispatchSync(ctx, Request{Op: "read", Body: []byte(`{}`), Authorization: admin}); status != 200 || string(body) != `{"ok":true}` {
-		t.Fatalf("second read while the first is held: %d %s", status, body)
+		t.Fatal("Dispatch waited for a routed operation")
 	}
 	close(release)
-	if b := <-held; b != `{"ok":true}` {
-		t.Fatalf("held read %s", b)
+	if b := <-got; b != `{"ok":true}` {
+		t.Fatalf("routed reply %s", b)
 	}
 }
