@@ -7,8 +7,7 @@ import (
 
 // BenchmarkDispatch is the dispatcher's own cost per request, in-process: an
 // operation replying from memory, with a valid super_user token and an empty
-// body, through the middleware chain and back; once handed to the router
-// (routed), once as a LocalRead operation (run on the caller's goroutine).
+// body, through the router and its middleware chain and back.
 func BenchmarkDispatch(b *testing.B) {
 	type reply struct {
 		Hub  []string `json:"hub"`
@@ -17,11 +16,9 @@ func BenchmarkDispatch(b *testing.B) {
 	run := func(context.Context, Caller, []byte) (any, error) {
 		return reply{Hub: []string{}, Leaf: []string{}}, nil
 	}
-	d, key := newDispatcher(b,
-		Operation{Name: "routed", Handler: "routed", Run: run},
-		Operation{Name: "local", Handler: "local", LocalRead: true, Run: run})
+	d, key := newDispatcher(b, Operation{Name: "routed", Handler: "routed", Run: run})
 	auth := mint(b, key, SuperUser)
-	for _, op := range []string{"routed", "local"} {
+	for _, op := range []string{"routed"} {
 		b.Run(op, func(b *testing.B) {
 			req := Request{Op: op, Body: []byte(`{}`), Authorization: auth}
 			ctx := context.Background()

@@ -23,12 +23,6 @@ type Operation struct {
 	Handler string
 	// Mutating operations are logged at info; reads at debug.
 	Mutating bool
-	// LocalRead operations answer from this node's desired-state store alone:
-	// no peer or JetStream calls, no writes, nothing that waits on the
-	// network. The dispatcher runs them on the goroutine that received the
-	// request (see Dispatch); every other operation gets a goroutine of its
-	// own from the router.
-	LocalRead bool
 	// Run executes the operation for an authorized caller. body is the raw
 	// JSON request; the returned value is marshalled as the reply.
 	Run func(ctx context.Context, caller Caller, body []byte) (any, error)
@@ -70,14 +64,9 @@ type Dispatcher struct {
 	metrics  *Metrics
 	router   *message.Router
 	sub      *ingress
-	// chain is the router's handler wrapped in the router's middleware, in
-	// the router's order, built once: what the router runs for each message,
-	// for LocalRead operations to run on the caller's goroutine.
-	chain message.HandlerFunc
 
 	mu      sync.RWMutex
 	closing bool
-	inline  sync.WaitGroup // LocalRead requests running on their caller's goroutine
 }
 
 // NewDispatcher builds the router; call Run to start it.
@@ -92,17 +81,9 @@ func NewDispatcher(ops []Operation, verifier *Verifier, metrics *Metrics, log *z
 	}
 	// First added runs outermost: the reply guard must see every outcome,
 	// panics included, so it wraps the recoverer.
-	mw := []message.HandlerMiddleware{d.replyMiddleware, middleware.Recoverer, d.requestIDMiddleware, d.metricsMiddleware, d.authMiddleware}
-	r.AddMiddleware(mw...)
+	r.AddMiddleware(d.replyMiddleware, middleware.Recoverer, d.requestIDMiddleware, d.metricsMiddleware, d.authMiddleware)
 	r.AddConsumerHandler("operations", topicOps, d.sub, d.handle)
 	d.router = r
-	// The same handler and middleware, composed the way Router.Run composes
-	// them (the first added is the outermost).
-	chain := message.HandlerFunc(func(msg *message.Message) ([]*message.Message, error) { return nil, d.handle(msg) })
-	for i := len(mw) - 1; i >= 0; i-- {
-		chain = mw[i](chain)
-	}
-	d.chain = chain
 	return d, nil
 }
 
@@ -127,56 +108,24 @@ func (d *Dispatcher) Close() error {
 	d.mu.Lock()
 	d.closing = true
 	d.mu.Unlock()
-	d.inline.Wait()
 	return d.router.Close()
 }
 
-// Dispatch runs a request through the operation handler and its middleware.
-// respond is called when the reply is ready (or at once, when shutting
-// down).
-//
-// A LocalRead operation runs on the caller's goroutine, and Dispatch returns
-// once it has been answered: its reply takes microseconds, and the router's
-// way (the subscriber's channel, the router's context decorator and its
-// handler loop, then a new goroutine per message) cost it three goroutine
-// hand-offs and a fresh stack grown anew on every request — most of its
-// latency above a bare NATS echo. Every other operation may wait on peers,
-// JetStream or a synced write, so it is handed to the router and Dispatch
-// returns at once: a transport's delivery goroutine is never held up by it.
+// Dispatch hands a request to the router. It never blocks on the operation;
+// respond is called when the reply is ready (or at once, when shutting down).
 func (d *Dispatcher) Dispatch(req Request, respond Responder) {
 	if req.RequestID == "" {
 		req.RequestID = nuid.Next()
 	}
-	op := d.ops[req.Op]
 	d.mu.RLock()
+	defer d.mu.RUnlock()
 	if d.closing {
-		d.mu.RUnlock()
 		respond(503, (&Error{Status: 503, Message: "Service is shutting down, retry on another node or later"}).Body())
 		return
 	}
 	msg := message.NewMessage(req.RequestID, req.Body)
 	msg.SetContext(context.WithValue(context.Background(), exchangeKey{}, &exchange{req: req, respond: respond}))
-	if op == nil || !op.LocalRead {
-		d.sub.ch <- msg
-		d.mu.RUnlock()
-		return
-	}
-	d.inline.Add(1)
-	d.mu.RUnlock()
-	defer d.inline.Done()
-	d.runInline(msg)
-}
-
-// runInline runs the middleware chain on msg as the router's handler loop
-// would, panics outside the recoverer included (logged, not fatal to the
-// transport's goroutine).
-func (d *Dispatcher) runInline(msg *message.Message) {
-	defer func() {
-		if p := recover(); p != nil {
-			d.log.Error("operation chain panicked outside the recoverer", zap.Any("panic", p), zap.String("message_uuid", msg.UUID))
-		}
-	}()
-	_, _ = d.chain(msg)
+	d.sub.ch <- msg
 }
 
 // DispatchSync runs a request and waits for its reply (HTTP uses it).

@@ -38,24 +38,13 @@ func mint(t testing.TB, key ed25519.PrivateKey, role string) string {
 	return "Bearer " + tok
 }
 
-// Both ways an operation runs give the same replies: handed to the router,
-// and as a LocalRead operation on the caller's goroutine.
-func bothWays(t *testing.T, test func(t *testing.T, local bool)) {
-	t.Run("routed", func(t *testing.T) { test(t, false) })
-	t.Run("local", func(t *testing.T) { test(t, true) })
-}
-
 func TestDispatcherTurnsPanicsAndErrorsIntoReplies(t *testing.T) {
-	bothWays(t, testPanicsAndErrors)
-}
-
-func testPanicsAndErrors(t *testing.T, local bool) {
 	d, key := newDispatcher(t,
-		Operation{Name: "boom", Handler: "boom", LocalRead: local, Run: func(context.Context, Caller, []byte) (any, error) { panic("kaboom") }},
-		Operation{Name: "fail", Handler: "fail", LocalRead: local, Run: func(context.Context, Caller, []byte) (any, error) {
+		Operation{Name: "boom", Handler: "boom", Run: func(context.Context, Caller, []byte) (any, error) { panic("kaboom") }},
+		Operation{Name: "fail", Handler: "fail", Run: func(context.Context, Caller, []byte) (any, error) {
 			return nil, errors.New("load routes: disk on fire")
 		}},
-		Operation{Name: "ok", Handler: "ok", LocalRead: local, Run: func(_ context.Context, c Caller, _ []byte) (any, error) {
+		Operation{Name: "ok", Handler: "ok", Run: func(_ context.Context, c Caller, _ []byte) (any, error) {
 			return map[string]string{"user": c.User}, nil
 		}},
 	)
@@ -96,21 +85,16 @@ func testPanicsAndErrors(t *testing.T, local bool) {
 }
 
 func TestDispatcherFinishesInFlightRequestsAndRefusesNewOnesWhenClosed(t *testing.T) {
-	bothWays(t, testFinishesInFlight)
-}
-
-func testFinishesInFlight(t *testing.T, local bool) {
 	release := make(chan struct{})
 	running := make(chan struct{})
-	d, key := newDispatcher(t, Operation{Name: "slow", Handler: "slow", LocalRead: local, Run: func(context.Context, Caller, []byte) (any, error) {
+	d, key := newDispatcher(t, Operation{Name: "slow", Handler: "slow", Run: func(context.Context, Caller, []byte) (any, error) {
 		close(running)
 		<-release
 		return map[string]bool{"done": true}, nil
 	}})
 	admin := mint(t, key, SuperUser)
 	got := make(chan string, 1)
-	// A LocalRead request runs on the goroutine that dispatches it.
-	go d.Dispatch(Request{Op: "slow", Authorization: admin}, func(status int, body []byte) { got <- string(body) })
+	d.Dispatch(Request{Op: "slow", Authorization: admin}, func(status int, body []byte) { got <- string(body) })
 	<-running
 
 	closed := make(chan error, 1)
@@ -145,42 +129,5 @@ func testFinishesInFlight(t *testing.T, local bool) {
 	}
 	if err := <-closed; err != nil {
 		t.Fatal(err)
-	}
-}
-
-// A LocalRead operation is answered before Dispatch returns (it runs on the
-// caller's goroutine); any other operation is handed to the router, and
-// Dispatch returns without waiting for it.
-func TestLocalReadRunsOnTheCallersGoroutine(t *testing.T) {
-	release := make(chan struct{})
-	d, key := newDispatcher(t,
-		Operation{Name: "read", Handler: "read", LocalRead: true, Run: func(context.Context, Caller, []byte) (any, error) {
-			return map[string]bool{"ok": true}, nil
-		}},
-		Operation{Name: "wait", Handler: "wait", Run: func(context.Context, Caller, []byte) (any, error) {
-			<-release
-			return map[string]bool{"ok": true}, nil
-		}},
-	)
-	admin := mint(t, key, SuperUser)
-	var answered string
-	d.Dispatch(Request{Op: "read", Authorization: admin}, func(status int, body []byte) { answered = string(body) })
-	if answered != `{"ok":true}` {
-		t.Fatalf("LocalRead not answered when Dispatch returned: %q", answered)
-	}
-	got := make(chan string, 1)
-	returned := make(chan struct{})
-	go func() {
-		d.Dispatch(Request{Op: "wait", Authorization: admin}, func(status int, body []byte) { got <- string(body) })
-		close(returned)
-	}()
-	select {
-	case <-returned:
-	case <-time.After(5 * time.Second):
-		t.Fatal("Dispatch waited for a routed operation")
-	}
-	close(release)
-	if b := <-got; b != `{"ok":true}` {
-		t.Fatalf("routed reply %s", b)
 	}
 }

@@ -33,7 +33,7 @@ type Ops struct {
 func (o *Ops) Operations() []events.Operation {
 	return []events.Operation{
 		{Name: "cluster_set_routes", Handler: "setRoutes", Mutating: true, Run: o.SetRoutes},
-		{Name: "cluster_get_routes", Handler: "getRoutes", LocalRead: true, Run: o.GetRoutes},
+		{Name: "cluster_get_routes", Handler: "getRoutes", Run: o.GetRoutes},
 		{Name: "cluster_delete_routes", Handler: "deleteRoutes", Mutating: true, Run: o.DeleteRoutes},
 		{Name: "add_node", Handler: "addNode", Mutating: true, Run: o.AddNode},
 		{Name: "update_node", Handler: "updateNode", Mutating: true, Run: o.UpdateNode("update_node")},
