@@ -3,7 +3,6 @@ package events
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -140,13 +139,16 @@ func Mint(key ed25519.PrivateKey, user, role string, ttl time.Duration) (string,
 
 // Verifier checks role tokens against the trusted issuer keys. Verified tokens
 // are cached (bounded) so a caller's repeated requests cost one signature
-// check, not one per request; expiry is still checked on every use.
+// check, not one per request; expiry is still checked on every use. The
+// cache is keyed by the token itself: a look-up is one string hash, where a
+// SHA-256 of the token (and the copy it needed) was a quarter of a read
+// operation's time in the dispatcher.
 type Verifier struct {
 	trusted map[string]ed25519.PublicKey
 	parser  *jwt.Parser
 
 	mu    sync.Mutex
-	cache map[[32]byte]cachedClaims
+	cache map[string]cachedClaims
 }
 
 type cachedClaims struct {
@@ -168,7 +170,7 @@ func NewVerifier(trusted ...ed25519.PublicKey) *Verifier {
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(5*time.Second),
 		),
-		cache: map[[32]byte]cachedClaims{},
+		cache: map[string]cachedClaims{},
 	}
 	for _, k := range trusted {
 		v.trusted[IssuerID(k)] = k
@@ -187,10 +189,9 @@ func (v *Verifier) Verify(header string) (Caller, error) {
 		return Caller{}, errors.New("Authorization header must be 'Bearer <token>'")
 	}
 	tok = strings.TrimSpace(tok)
-	sum := sha256.Sum256([]byte(tok))
 	now := time.Now()
 	v.mu.Lock()
-	c, hit := v.cache[sum]
+	c, hit := v.cache[tok]
 	v.mu.Unlock()
 	if hit {
 		if now.After(c.exp) {
@@ -224,7 +225,7 @@ func (v *Verifier) Verify(header string) (Caller, error) {
 	if len(v.cache) >= verifierCacheMax {
 		clear(v.cache)
 	}
-	v.cache[sum] = entry
+	v.cache[strings.Clone(tok)] = entry
 	v.mu.Unlock()
 	return entry.caller, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 )
 
 // Error is an operation failure a user can act on: an HTTP-style status and a
@@ -92,11 +93,32 @@ func writeValue(b *bytes.Buffer, v any) {
 // MarshalJSON encodes v without escaping <, > and &: replies are read by
 // people in terminals ("must not contain ., * or >"), never embedded in HTML.
 func MarshalJSON(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	e := encoders.Get().(*encoder)
+	defer e.release()
+	if err := e.enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+	return bytes.Clone(bytes.TrimSuffix(e.buf.Bytes(), []byte("\n"))), nil
+}
+
+// encoder is a reusable json.Encoder with its buffer: every reply is
+// encoded, and a fresh encoder and buffer cost each one several allocations.
+type encoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := &encoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	e.enc.SetEscapeHTML(false)
+	return e
+}}
+
+func (e *encoder) release() {
+	if e.buf.Cap() > 64<<10 { // a big reply's buffer is not worth keeping
+		return
+	}
+	e.buf.Reset()
+	encoders.Put(e)
 }

@@ -3,6 +3,7 @@ package events
 import (
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,18 @@ type Metrics struct {
 	ReconcileSeconds *prometheus.HistogramVec
 	QueueDepth       *prometheus.GaugeVec
 	ReplicationLag   *prometheus.GaugeVec
+
+	// The children of requests and requestDuration by their labels, found
+	// once: WithLabelValues checks and hashes the values and takes the vec's
+	// lock on every call. Both label sets are bounded (registered operation
+	// names and "unknown"; a few statuses).
+	requestCounters  sync.Map // requestKey -> prometheus.Counter
+	requestObservers sync.Map // operation -> prometheus.Observer
+}
+
+type requestKey struct {
+	op     string
+	status int
 }
 
 // NewMetrics registers clusterd's collectors on a fresh registry.
@@ -58,6 +71,15 @@ func NewMetrics(version string) *Metrics {
 }
 
 func (m *Metrics) observeRequest(op string, status int, d time.Duration) {
-	m.requests.WithLabelValues(op, strconv.Itoa(status)).Inc()
-	m.requestDuration.WithLabelValues(op).Observe(d.Seconds())
+	k := requestKey{op, status}
+	c, ok := m.requestCounters.Load(k)
+	if !ok {
+		c, _ = m.requestCounters.LoadOrStore(k, m.requests.WithLabelValues(op, strconv.Itoa(status)))
+	}
+	c.(prometheus.Counter).Inc()
+	o, ok := m.requestObservers.Load(op)
+	if !ok {
+		o, _ = m.requestObservers.LoadOrStore(op, m.requestDuration.WithLabelValues(op))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }

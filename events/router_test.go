@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 )
 
-func newDispatcher(t *testing.T, ops ...Operation) (*Dispatcher, ed25519.PrivateKey) {
+func newDispatcher(t testing.TB, ops ...Operation) (*Dispatcher, ed25519.PrivateKey) {
 	t.Helper()
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -29,7 +29,7 @@ func newDispatcher(t *testing.T, ops ...Operation) (*Dispatcher, ed25519.Private
 	return d, key
 }
 
-func mint(t *testing.T, key ed25519.PrivateKey, role string) string {
+func mint(t testing.TB, key ed25519.PrivateKey, role string) string {
 	t.Helper()
 	tok, err := Mint(key, "u", role, time.Minute)
 	if err != nil {

@@ -50,3 +50,14 @@ func (o *Ops) Operations() []events.Operation {
 
 // errClusteringDisabled is the reply of node operations when clustering is off.
 var errClusteringDisabled = events.Errorf(400, "Clustering must be enabled to perform this operation.")
+
+// OperationNames are the names of the operations Ops serves, known before an
+// Ops is wired (the node's servers are configured with them).
+func OperationNames() []string {
+	ops := (&Ops{}).Operations()
+	names := make([]string, len(ops))
+	for i, op := range ops {
+		names[i] = op.Name
+	}
+	return names
+}

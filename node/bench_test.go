@@ -13,19 +13,28 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// BenchmarkEcho is the floor: a raw request/reply echo on the node's leaf
-// server, through the same connection kind a client uses.
+// BenchmarkEcho is BenchmarkGetRoutes' floor: a raw request/reply echo on
+// the node's leaf server, the responder connected in-process as clusterd's
+// own connection is, the requester over TCP carrying the same Authorization
+// header (as clusterbench's echo floor).
 func BenchmarkEcho(b *testing.B) {
 	n := nodetest.StartNamed(b, "a")
-	srv := nodetest.Connect(b, n)
+	srv, err := n.Servers.InternalConn("echo")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
 	if _, err := srv.Subscribe("echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
 		b.Fatal(err)
 	}
 	_ = srv.Flush()
 	nc := nodetest.Connect(b, n)
+	msg := nats.NewMsg("echo")
+	msg.Header.Set("Authorization", "Bearer "+nodetest.SuperUser(b, n))
+	msg.Data = []byte(`{}`)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := nc.Request("echo", []byte(`{}`), time.Second); err != nil {
+		if _, err := nc.RequestMsg(msg, time.Second); err != nil {
 			b.Fatal(err)
 		}
 	}

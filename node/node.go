@@ -49,6 +49,7 @@ type Node struct {
 	issuerKey  ed25519.PrivateKey
 	password   string
 	nc         *nats.Conn
+	unservedNC *nats.Conn // the catch-all for unknown operations
 	dispatcher *events.Dispatcher
 	ingress    *events.NATSIngress
 	httpSrv    *http.Server
@@ -75,7 +76,7 @@ type Options struct {
 }
 
 // Start brings a node up. On error everything started so far is stopped.
-func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
+func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -84,11 +85,12 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		log = zap.NewNop()
 	}
 	log = log.With(zap.String("node", cfg.Clustering.NodeName))
-	n = &Node{Config: cfg, log: log, started: time.Now(), Bus: events.NewBus(), Metrics: events.NewMetrics(Version)}
+	// n is not the named result: a failing return sets that to nil, while n
+	// is still what the cleanup closes and what the workers use.
+	n := &Node{Config: cfg, log: log, started: time.Now(), Bus: events.NewBus(), Metrics: events.NewMetrics(Version)}
 	defer func() {
 		if err != nil {
 			n.Close()
-			n = nil
 		}
 	}()
 	if err := os.MkdirAll(cfg.RootPath, 0o700); err != nil {
@@ -135,11 +137,18 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		ServerTLS:   serverTLS,
 		ClientTLS:   clientTLS,
 		Log:         log,
+		Operations:  handlers.OperationNames(),
 	})
 	if err != nil {
 		return nil, err
 	}
 	if n.nc, err = n.Servers.InternalConn("clusterd-" + cfg.Clustering.NodeName); err != nil {
+		return nil, fmt.Errorf("connect to leaf server: %w", err)
+	}
+	// Both connections are made before the route worker runs: nats-server
+	// re-checks users while a route change reloads it, and may refuse a
+	// connection made in that moment.
+	if n.unservedNC, err = n.Servers.UnservedOpsConn("clusterd-" + cfg.Clustering.NodeName + "-unserved-ops"); err != nil {
 		return nil, fmt.Errorf("connect to leaf server: %w", err)
 	}
 	js, err := jetstream.New(n.nc)
@@ -257,7 +266,7 @@ func Start(ctx context.Context, cfg Config, o Options) (n *Node, err error) {
 		}
 	})
 
-	if n.ingress, err = events.StartNATSIngress(n.nc, n.dispatcher, cfg.Clustering.NodeName, Version); err != nil {
+	if n.ingress, err = events.StartNATSIngress(n.nc, n.unservedNC, n.dispatcher, cfg.Clustering.NodeName, Version); err != nil {
 		return nil, err
 	}
 	if err := n.startHTTP(); err != nil {
@@ -541,12 +550,15 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.workers.Wait()
-		if n.nc != nil {
-			_ = n.nc.Drain()
-			for i := 0; i < 200 && !n.nc.IsClosed(); i++ {
+		for _, nc := range []*nats.Conn{n.unservedNC, n.nc} {
+			if nc == nil {
+				continue
+			}
+			_ = nc.Drain()
+			for i := 0; i < 200 && !nc.IsClosed(); i++ {
 				time.Sleep(5 * time.Millisecond)
 			}
-			n.nc.Close()
+			nc.Close()
 		}
 		if n.Servers != nil {
 			n.Servers.Shutdown()

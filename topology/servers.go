@@ -46,6 +46,9 @@ type ServerOptions struct {
 	ServerTLS *tls.Config
 	ClientTLS *tls.Config
 	Log       *zap.Logger
+	// Operations are the names clusterd serves on ops.cluster.<name>: the
+	// connection UnservedOpsConn makes is not delivered requests for them.
+	Operations []string
 }
 
 // Subjects only clusterd's own processes may use: operation intake and
@@ -54,6 +57,7 @@ type ServerOptions struct {
 const (
 	InternalPrefix = "_clusterd"
 	opsLocal       = "ops.cluster.>"
+	opsPrefix      = "ops.cluster."
 )
 
 // Servers is a node's running hub and leaf servers.
@@ -66,6 +70,8 @@ type Servers struct {
 
 	// internal user: clusterd's own connections; random per process.
 	internalUser, internalPass string
+	// unserved user: the connection that answers unknown operations.
+	unservedUser, unservedPass string
 
 	mu       sync.Mutex // serializes reloads; guards the option snapshots
 	hubOpts  *server.Options
@@ -99,13 +105,31 @@ func clientPermissions() *server.Permissions {
 	}
 }
 
+// unservedPermissions let a connection take requests on ops.cluster.* except
+// for the served operations. A wildcard subscription that overlaps a
+// subscribe deny is allowed, and the server then drops the denied subjects
+// at delivery: served requests reach only their micro endpoint instead of
+// being delivered, parsed and woken up for twice on clusterd's side.
+func unservedPermissions(served []string) *server.Permissions {
+	deny := make([]string, 0, len(served))
+	for _, op := range served {
+		deny = append(deny, opsPrefix+op)
+	}
+	return &server.Permissions{
+		// Replies go to whatever inbox the requester chose.
+		Publish:   &server.SubjectPermission{Allow: []string{">"}, Deny: []string{InternalPrefix + ".>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{opsPrefix + "*"}, Deny: deny},
+	}
+}
+
 // StartServers starts hub then leaf and waits until both accept clients and
 // the leaf is connected to its hub.
 func StartServers(o ServerOptions) (*Servers, error) {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
-	s := &Servers{opts: o, log: o.Log, internalUser: "_clusterd_internal", internalPass: randomSecret()}
+	s := &Servers{opts: o, log: o.Log, internalUser: "_clusterd_internal", internalPass: randomSecret(),
+		unservedUser: "_clusterd_unserved_ops", unservedPass: randomSecret()}
 
 	hubOpts := &server.Options{
 		ServerName: o.NodeName + "-hub",
@@ -172,6 +196,7 @@ func StartServers(o ServerOptions) (*Servers, error) {
 	users := []*server.User{
 		{Username: o.User, Password: o.Password, Permissions: clientPermissions()},
 		{Username: s.internalUser, Password: s.internalPass},
+		{Username: s.unservedUser, Password: s.unservedPass, Permissions: unservedPermissions(o.Operations)},
 	}
 	for _, u := range o.LeafUsers {
 		users = append(users, &server.User{Username: u.Name, Password: u.Password, Permissions: clientPermissions()})
@@ -279,6 +304,23 @@ func (s *Servers) InternalConn(name string, extra ...nats.Option) (*nats.Conn, e
 		nats.Name(name),
 		nats.InProcessServer(s.Leaf),
 		nats.UserInfo(s.internalUser, s.internalPass),
+		nats.MaxReconnects(-1),
+	}, extra...)
+	if s.opts.ClientTLS != nil {
+		opts = append(opts, nats.Secure(s.opts.ClientTLS))
+	}
+	return nats.Connect("", opts...)
+}
+
+// UnservedOpsConn connects to the leaf server in-process as the user that is
+// delivered requests on ops.cluster.* only for names not in
+// ServerOptions.Operations: the connection for a catch-all that answers
+// unknown operations.
+func (s *Servers) UnservedOpsConn(name string, extra ...nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{
+		nats.Name(name),
+		nats.InProcessServer(s.Leaf),
+		nats.UserInfo(s.unservedUser, s.unservedPass),
 		nats.MaxReconnects(-1),
 	}, extra...)
 	if s.opts.ClientTLS != nil {

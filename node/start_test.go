@@ -1,0 +1,27 @@
+package node_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/clusterd/clusterd/node"
+	"github.com/clusterd/clusterd/node/nodetest"
+)
+
+// A node that cannot start returns why (and what it started is stopped),
+// rather than panicking in its own cleanup.
+func TestStartFailureReturnsTheError(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := nodetest.Config(t, "x")
+	cfg.RootPath = filepath.Join(file, "root") // under a regular file: cannot be created
+	n, err := node.Start(context.Background(), cfg, node.Options{})
+	if err == nil || n != nil || !strings.Contains(err.Error(), "create rootPath") {
+		t.Fatalf("Start = %v, %v; want no node and the rootPath error", n, err)
+	}
+}

@@ -1,0 +1,64 @@
+package topology
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// The unserved-operations connection is delivered requests for unknown
+// operation names only: the leaf server drops the served ones, which their
+// own responder answers.
+func TestUnservedOpsConnGetsOnlyUnservedOperations(t *testing.T) {
+	s, err := StartServers(ServerOptions{NodeName: "u", Host: "127.0.0.1", ClusterName: "t", User: "cluster_user", Password: "secret",
+		StoreDir: filepath.Join(t.TempDir(), "js"), Operations: []string{"served"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	own, err := s.InternalConn("own")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	if _, err := own.Subscribe("ops.cluster.served", func(m *nats.Msg) { _ = m.Respond([]byte("served")) }); err != nil {
+		t.Fatal(err)
+	}
+	unserved, err := s.UnservedOpsConn("unserved")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unserved.Close()
+	var got atomic.Int64
+	if _, err := unserved.Subscribe("ops.cluster.*", func(m *nats.Msg) {
+		got.Add(1)
+		_ = m.Respond([]byte("unknown"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, nc := range []*nats.Conn{own, unserved} {
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", s.Ports().LeafClient), nats.UserInfo("cluster_user", "secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	for i := 0; i < 20; i++ {
+		if r, err := client.Request("ops.cluster.served", nil, 2*time.Second); err != nil || string(r.Data) != "served" {
+			t.Fatalf("served: %v %v", err, r)
+		}
+	}
+	if r, err := client.Request("ops.cluster.other", nil, 2*time.Second); err != nil || string(r.Data) != "unknown" {
+		t.Fatalf("unserved: %v %v", err, r)
+	}
+	if n := got.Load(); n != 1 {
+		t.Fatalf("the unserved connection was delivered %d requests, want only the 1 unserved", n)
+	}
+}
