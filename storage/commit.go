@@ -334,6 +334,9 @@ func (s *Store) commitRound(ws []*write, deferred []*write) (again, stillDeferre
 		if cerr == nil {
 			s.c.committed.Add(1)
 			s.learnNodes(rd.nodes)
+			if rd.dirty[keyRoutes] {
+				s.routes.invalidate()
+			}
 		}
 	}
 	var toSync []*write

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -46,6 +47,7 @@ type Store struct {
 	syncs   atomic.Int64
 	c       *committer
 	nodes   nodeCache
+	routes  routesCache
 }
 
 // BadgerOptions are the options the store opens Badger with; the benchmark's
@@ -180,14 +182,48 @@ func scanJSON[T any](txn reader, prefix string) ([]T, error) {
 	return out, nil
 }
 
+// routesCache keeps the decoded routes between changes: cluster_get_routes
+// reads them on every request, and a Badger read and JSON decode were a
+// third of that operation's own cost. The committer drops the entry right
+// after a commit that wrote the routes; gen keeps a read that began before
+// that commit from filing what it read.
+type routesCache struct {
+	mu  sync.Mutex
+	gen uint64
+	r   *Routes
+}
+
+func (c *routesCache) invalidate() {
+	c.mu.Lock()
+	c.gen++
+	c.r = nil
+	c.mu.Unlock()
+}
+
 // Routes returns the desired routes.
 func (s *Store) Routes() (Routes, error) {
+	s.routes.mu.Lock()
+	if c := s.routes.r; c != nil {
+		s.routes.mu.Unlock()
+		return c.clone(), nil
+	}
+	gen := s.routes.gen
+	s.routes.mu.Unlock()
 	var r Routes
 	err := s.db.View(func(txn *badger.Txn) error {
 		_, err := getJSON(txn, keyRoutes, &r)
 		return err
 	})
-	return r, err
+	if err != nil {
+		return Routes{}, err
+	}
+	s.routes.mu.Lock()
+	if s.routes.gen == gen {
+		c := r.clone()
+		s.routes.r = &c
+	}
+	s.routes.mu.Unlock()
+	return r, nil
 }
 
 // UpdateRoutes applies fn to the desired routes and persists the result

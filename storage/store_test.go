@@ -71,3 +71,27 @@ func TestSeedRoutesOnlyOnce(t *testing.T) {
 		t.Fatalf("re-seeded: %+v", r)
 	}
 }
+
+// TestRoutesReadsFollowEveryChange: reads are served from a cache, which a
+// change must replace and a caller's edits must not reach.
+func TestRoutesReadsFollowEveryChange(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	for i := 1; i <= 3; i++ {
+		if _, err := s.Routes(); err != nil { // fills the cache
+			t.Fatal(err)
+		}
+		want := Routes{Hub: []Route{{Host: "h", Port: i}}, Leaf: []Route{}}
+		if _, err := s.UpdateRoutes(func(r *Routes) error { *r = want; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Routes()
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("after change %d: %+v %v, want %+v", i, got, err, want)
+		}
+		got.Hub[0].Port = 99
+		if again, _ := s.Routes(); again.Hub[0].Port != i {
+			t.Fatalf("a caller's edit reached the stored routes: %+v", again)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -83,4 +84,9 @@ func (k TableKey) String() string { return k.Database + "." + k.Table }
 type Table struct {
 	TableKey
 	Created time.Time `json:"created"`
+}
+
+// clone copies the route lists so callers may change them freely.
+func (r Routes) clone() Routes {
+	return Routes{Hub: slices.Clone(r.Hub), Leaf: slices.Clone(r.Leaf)}
 }
