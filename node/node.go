@@ -205,9 +205,11 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Log:       log,
 		Metrics:   n.Metrics,
 		Backlog:   n.Repl.Backlog,
-		// Each pass may update the txn stream (nats-server then rewrites
-		// its sources): one per 20 ms at most under a burst of changes.
-		MinInterval: 20 * time.Millisecond,
+		// A pass that adds a source group makes nats-server scan the whole
+		// txn stream backwards for that source (filestore
+		// recoverSourcesBackwardScan): under a burst of changes, one pass
+		// per 100 ms at most. A change after a quiet spell is taken at once.
+		MinInterval: 100 * time.Millisecond,
 	}
 	n.goWorker(wctx, n.replLoop.Run)
 	noticeLoop := &topology.Loop{
