@@ -23,8 +23,7 @@ import (
 // never wait behind a sync, and one sync covers every batch committed
 // while the previous one ran. Updates that wrote nothing (ErrNoChange) are
 // answered after the sync too: what they read may be a commit not yet on
-// disk. While it syncs, new updates queue
-// up for the next batch, so the more writers wait, the more share a sync.
+// disk. The more writers wait, the more share a commit and a sync.
 //
 // Isolation: an update function that fails without writing (the usual case:
 // validation, ErrNoChange) simply drops out of the batch. One that fails
