@@ -300,16 +300,7 @@ func (s *Servers) leafRemotes(routes []storage.Route) []*server.RemoteLeafOpts {
 
 // InternalConn connects to the leaf server as clusterd itself, in-process.
 func (s *Servers) InternalConn(name string, extra ...nats.Option) (*nats.Conn, error) {
-	opts := append([]nats.Option{
-		nats.Name(name),
-		nats.InProcessServer(s.Leaf),
-		nats.UserInfo(s.internalUser, s.internalPass),
-		nats.MaxReconnects(-1),
-	}, extra...)
-	if s.opts.ClientTLS != nil {
-		opts = append(opts, nats.Secure(s.opts.ClientTLS))
-	}
-	return nats.Connect("", opts...)
+	return s.inProcessConn(name, s.internalUser, s.internalPass, extra)
 }
 
 // UnservedOpsConn connects to the leaf server in-process as the user that is
@@ -317,10 +308,14 @@ func (s *Servers) InternalConn(name string, extra ...nats.Option) (*nats.Conn, e
 // ServerOptions.Operations: the connection for a catch-all that answers
 // unknown operations.
 func (s *Servers) UnservedOpsConn(name string, extra ...nats.Option) (*nats.Conn, error) {
+	return s.inProcessConn(name, s.unservedUser, s.unservedPass, extra)
+}
+
+func (s *Servers) inProcessConn(name, user, pass string, extra []nats.Option) (*nats.Conn, error) {
 	opts := append([]nats.Option{
 		nats.Name(name),
 		nats.InProcessServer(s.Leaf),
-		nats.UserInfo(s.unservedUser, s.unservedPass),
+		nats.UserInfo(user, pass),
 		nats.MaxReconnects(-1),
 	}, extra...)
 	if s.opts.ClientTLS != nil {
