@@ -246,7 +246,7 @@ func (r *runner) clusterdTrio() error {
 	r.set("mutate.rate_64", res.rate)
 	if syncsA > 0 {
 		r.set("mutate.acks_per_sync_64", float64(acks)/float64(syncsA),
-			fmt.Sprintf("%d acks; a committed %d Badger transactions (each one WAL sync + one value-log sync), the peer b %d (%.2f acks per sync).",
+			fmt.Sprintf("%d acks; a synced its store %d times (each one WAL sync + one value-log sync), the peer b %d (%.2f acks per sync).",
 				acks, syncsA, syncsB, float64(acks)/float64(max(syncsB, 1))))
 	}
 
