@@ -143,6 +143,10 @@ func (c *PeerClient) Call(ctx context.Context, node, call string, req, resp any)
 	return json.Unmarshal(env.Result, resp)
 }
 
+// UnknownCall begins the error a node answers a call it does not serve with
+// (one added in a later version): callers may fall back on older calls.
+const UnknownCall = "unknown inter-node call"
+
 // PeerHandler serves one inter-node call from node `from`.
 type PeerHandler func(ctx context.Context, from string, body []byte) (any, error)
 
@@ -181,7 +185,7 @@ func StartPeerServer(nc *nats.Conn, self, password string, handlers map[string]P
 				call := strings.TrimPrefix(m.Subject, prefix)
 				h, ok := handlers[call]
 				if !ok {
-					reply(nil, fmt.Errorf("unknown inter-node call %q", call))
+					reply(nil, fmt.Errorf("%s %q", UnknownCall, call))
 					return
 				}
 				v, err := h(context.Background(), from, m.Data)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -367,25 +368,43 @@ func (o *Ops) linkHeld(ctx context.Context, peer, mode string, batches [][]stora
 	if err != nil {
 		return fmt.Errorf("record node %s: %w", peer, err)
 	}
-	var peerErr error
-	if len(reqs) == 1 {
-		peerErr = o.Peers.Call(ctx, peer, callNodeSet, reqs[0], nil)
-	} else {
-		peerErr = o.Peers.Call(ctx, peer, callNodeSetBatch, peerSetBatch{Requests: reqs, Intent: intent}, nil)
-	}
+	maybeApplied, peerErr := o.tellPeer(ctx, peer, reqs, intent)
 	syncErr := <-synced
 	switch {
 	case syncErr != nil:
 		// Not durable here; the notice (if it survives) re-syncs the peer.
 		return fmt.Errorf("record node %s: %w", peer, syncErr)
 	case peerErr != nil:
-		if err := o.revertLink(peer, prev, prevExists, notice, errors.Is(peerErr, events.ErrNoResponse)); err != nil {
+		if err := o.revertLink(peer, prev, prevExists, notice, maybeApplied); err != nil {
 			return fmt.Errorf("put back node %s after a failed call (%v): %w", peer, peerErr, err)
 		}
 		return &peerFailure{peerErr}
 	}
 	o.Bus.Publish(events.NodesChanged)
 	return nil
+}
+
+// tellPeer sends reqs to peer in one call. A peer running an older clusterd,
+// which does not know node_set_batch, gets them one node_set at a time.
+// maybeApplied says the peer may hold some of them despite the error (a
+// timeout, or a failure after the first of several calls): its notice must
+// stay.
+func (o *Ops) tellPeer(ctx context.Context, peer string, reqs []peerSetRequest, intent string) (maybeApplied bool, err error) {
+	if len(reqs) == 1 {
+		err = o.Peers.Call(ctx, peer, callNodeSet, reqs[0], nil)
+		return errors.Is(err, events.ErrNoResponse), err
+	}
+	err = o.Peers.Call(ctx, peer, callNodeSetBatch, peerSetBatch{Requests: reqs, Intent: intent}, nil)
+	var re *events.RemoteError
+	if !errors.As(err, &re) || !strings.HasPrefix(re.Message, events.UnknownCall) {
+		return errors.Is(err, events.ErrNoResponse), err
+	}
+	for i, r := range reqs {
+		if err := o.Peers.Call(ctx, peer, callNodeSet, r, nil); err != nil {
+			return i > 0 || errors.Is(err, events.ErrNoResponse), err
+		}
+	}
+	return false, nil
 }
 
 // Batching. Operations about one peer are serialized (nodeLocks), so
