@@ -55,13 +55,19 @@ func settle(t *testing.T, nodes ...*node.Node) {
 	time.Sleep(300 * time.Millisecond)
 }
 
-func TestUpdateNodeFlagsActFromBothSides(t *testing.T) {
+// dogPair meshes a and b and links them with table dog replicated both ways.
+func dogPair(t *testing.T) (a, b *node.Node) {
+	t.Helper()
 	nodes := mesh(t, "a", "b")
-	a, b := nodes[0], nodes[1]
 	for _, n := range nodes {
 		op(t, n, "create_table", map[string]any{"table": "dog"}, 200)
 	}
-	op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}, 200)
+	op(t, nodes[0], "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}, 200)
+	return nodes[0], nodes[1]
+}
+
+func TestUpdateNodeFlagsActFromBothSides(t *testing.T) {
+	a, b := dogPair(t)
 
 	// publish-only from a's side: a's transactions go to b, b's no longer come to a.
 	got := op(t, a, "update_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", false, true)}}, 200)
@@ -478,12 +484,7 @@ func TestConcurrentUpdatesAboutOnePeerAgreeOnBothNodes(t *testing.T) {
 // notices worker (which leaves notices younger than the request timeout + 1 s
 // alone), clears the caller's notice, and both records agree.
 func TestPeerConfirmsItsSyncAndTheNoticeGoes(t *testing.T) {
-	nodes := mesh(t, "a", "b")
-	a, b := nodes[0], nodes[1]
-	for _, n := range nodes {
-		op(t, n, "create_table", map[string]any{"table": "dog"}, 200)
-	}
-	op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}, 200)
+	a, b := dogPair(t)
 	for i := 0; i < 6; i++ { // ends with publish false
 		op(t, a, "set_node_replication", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, i%2 == 0)}}, 200)
 	}
