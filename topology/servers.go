@@ -285,6 +285,12 @@ func (s *Servers) leafRemotes(routes []storage.Route) []*server.RemoteLeafOpts {
 	}
 	remote := func(r storage.Route, foreign bool) *server.RemoteLeafOpts {
 		ro := &server.RemoteLeafOpts{URLs: []*url.URL{s.userURL("nats-leaf", r)}, TLSConfig: s.opts.ClientTLS, TLS: s.opts.ClientTLS != nil, TLSTimeout: 2}
+		if !foreign {
+			// Leaf and hub run in one process: s2 framing (nats-server's
+			// default "s2_auto", uncompressed on loopback) only costs CPU and
+			// a copy per hop on every operation and replicated message.
+			ro.Compression = server.CompressionOpts{Mode: server.CompressionOff}
+		}
 		if foreign {
 			ro.DenyImports = []string{opsLocal, "txn.>"}
 			ro.DenyExports = []string{opsLocal, "txn.>"}
