@@ -207,15 +207,18 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Backlog:   n.Repl.Backlog,
 		// A pass that adds a source group makes nats-server scan the whole
 		// txn stream backwards for that source (filestore
-		// recoverSourcesBackwardScan): under a burst of changes, one pass
-		// per 100 ms at most. A change after a quiet spell is taken at once.
+		// recoverSourcesBackwardScan), tens of ms at 50k messages: under a
+		// burst of changes, one pass per 100 ms at most, and passes busy at
+		// most a quarter of the time (a client flipping subscriptions in a
+		// loop made b's scans a fifth of the machine's CPU). A change after
+		// a quiet spell is taken at once.
 		MinInterval: 100 * time.Millisecond,
+		MaxDuty:     0.25,
 	}
 	n.goWorker(wctx, n.replLoop.Run)
 	noticeLoop := &topology.Loop{
 		Name:       "notices",
 		Reconcile:  n.deliverNotices,
-		Trigger:    n.Bus.Subscribe(events.NodesChanged),
 		Resync:     3 * time.Second,
 		MaxBackoff: 3 * time.Second,
 		Log:        log,
@@ -238,6 +241,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		if !seen {
 			n.Repl.PeerRestarted(from)
 			n.replLoop.Kick()
+			noticeLoop.Kick()
 		}
 	}, log); err != nil {
 		return nil, err

@@ -40,8 +40,16 @@ type Loop struct {
 	// instead of one per change, while a change after a quiet spell is
 	// taken at once.
 	MinInterval time.Duration
-	Log         *zap.Logger
-	Metrics     *events.Metrics
+	// MaxDuty, when set (0 < MaxDuty < 1), caps the share of time a burst of
+	// triggers keeps the loop busy: after a pass that took d, a triggered
+	// pass waits until d/MaxDuty has passed since the previous one began.
+	// A pass's cost can grow with what the servers must do for it (a new
+	// JetStream source makes nats-server scan the stream backwards), and a
+	// client changing subscriptions in a loop should not turn that into a
+	// busy core; a change after a quiet spell is still taken at once.
+	MaxDuty float64
+	Log     *zap.Logger
+	Metrics *events.Metrics
 	// Backlog, when set, counts the items still to converge after a pass;
 	// it feeds the worker's queue depth gauge.
 	Backlog func() int
@@ -105,6 +113,7 @@ func (l *Loop) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		took := time.Since(start)
 		l.record(start, changed, err)
 		var wait time.Duration
 		if err != nil {
@@ -114,26 +123,47 @@ func (l *Loop) Run(ctx context.Context) {
 			backoff = l.MinBackoff
 			wait = l.Resync - l.Resync/10 + rand.N(l.Resync/5+1)
 		}
-		t := time.NewTimer(wait)
-		triggered := false
-		select {
-		case <-ctx.Done():
+		// Triggers that came while the pass ran mean a burst is under way:
+		// the next pass is paced (MaxDuty). Otherwise wait for one.
+		busy := l.pending()
+		triggered := busy
+		if !busy {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-l.Trigger:
+				triggered = true
+			case <-l.kick:
+				triggered = true
+			case <-t.C:
+			}
 			t.Stop()
-			return
-		case <-l.Trigger:
-			triggered = true
-		case <-l.kick:
-			triggered = true
-		case <-t.C:
 		}
-		t.Stop()
-		if d := l.MinInterval - time.Since(start); triggered && d > 0 {
+		spacing := l.MinInterval
+		if busy && l.MaxDuty > 0 && l.MaxDuty < 1 {
+			spacing = max(spacing, time.Duration(float64(took)/l.MaxDuty))
+		}
+		if d := spacing - time.Since(start); triggered && d > 0 {
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(d):
 			}
 		}
+	}
+}
+
+// pending takes a trigger or kick that is already waiting, if any.
+func (l *Loop) pending() bool {
+	select {
+	case <-l.Trigger:
+		return true
+	case <-l.kick:
+		return true
+	default:
+		return false
 	}
 }
 
