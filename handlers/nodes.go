@@ -624,7 +624,8 @@ func (o *Ops) peerSetAll(from string, reqs []peerSetRequest, intent string) ([]p
 	}
 	if len(steps) == 0 {
 		if intent != "" {
-			go o.confirmSynced(from, intent, nil) // nothing to write
+			prev, done := o.confirms.next(from)
+			go o.confirmSynced(from, intent, nil, prev, done) // nothing to write
 		}
 		return reps, nil
 	}
@@ -660,12 +661,16 @@ func (o *Ops) peerSetAll(from string, reqs []peerSetRequest, intent string) ([]p
 		// is syncing) and confirm once it is on disk.
 		var durable <-chan error
 		if durable, err = o.Store.UpdateAsync(write); err == nil {
-			go o.confirmSynced(from, intent, durable)
+			prev, done := o.confirms.next(from)
+			go o.confirmSynced(from, intent, durable, prev, done)
 			return reps, nil
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("record node %s: %w", from, err)
+	}
+	if len(reqs) == 1 && reqs[0].Mode == modeReplace {
+		o.confirms.resynced(from) // the caller's whole record, as it is now
 	}
 	o.changed()
 	return reps, nil
@@ -678,17 +683,75 @@ func (o *Ops) changed() {
 }
 
 // confirmSynced wakes the workers once the write made for peer's intent is
-// on disk and tells the peer so (synced nil: there was nothing to write). When the sync failed, or the
-// confirmation does not arrive, the peer's notice stays and its notices
-// worker re-syncs us.
-func (o *Ops) confirmSynced(peer, intent string, synced <-chan error) {
+// on disk and tells the peer so (synced nil: there was nothing to write).
+// When the sync failed, or the confirmation does not arrive, the peer's
+// notice stays and its notices worker re-syncs us. prev and done order it
+// after the confirmation of the peer's previous intent (confirmChains).
+func (o *Ops) confirmSynced(peer, intent string, synced <-chan error, prev <-chan struct{}, done chan<- struct{}) {
+	var err error
 	if synced != nil {
-		if err := <-synced; err != nil {
-			return
-		}
+		err = <-synced
+	}
+	confirm := o.confirms.settle(peer, prev, err)
+	close(done)
+	if err != nil {
+		return
+	}
+	if synced != nil {
 		o.changed() // the workers act on what is written, so only now
 	}
-	_ = o.Peers.Call(context.Background(), peer, callNodeSynced, nodeSynced{Intent: intent}, nil)
+	if confirm {
+		_ = o.Peers.Call(context.Background(), peer, callNodeSynced, nodeSynced{Intent: intent}, nil)
+	}
+}
+
+// confirmChains orders, per caller, the confirmations of the writes made for
+// its intents. Once one of those writes failed, no later intent of that
+// caller is confirmed until it re-syncs us with its whole record: a later
+// write carries only its own change, and confirming it would clear the
+// caller's notice while we still miss the failed one.
+type confirmChains struct {
+	mu     sync.Mutex
+	last   map[string]<-chan struct{} // caller -> its latest confirmation's done
+	failed map[string]bool
+}
+
+// next returns the previous confirmation's done (nil when none) and the
+// new one's. Called under the caller's node lock, in write order.
+func (c *confirmChains) next(peer string) (prev <-chan struct{}, done chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil {
+		c.last = map[string]<-chan struct{}{}
+	}
+	done = make(chan struct{})
+	prev = c.last[peer]
+	c.last[peer] = done
+	return prev, done
+}
+
+// settle waits for the previous confirmation, records a failed write and
+// says whether this one may be confirmed.
+func (c *confirmChains) settle(peer string, prev <-chan struct{}, err error) bool {
+	if prev != nil {
+		<-prev
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		if c.failed == nil {
+			c.failed = map[string]bool{}
+		}
+		c.failed[peer] = true
+	}
+	return err == nil && !c.failed[peer]
+}
+
+// resynced clears a failure once the caller has sent its whole record.
+func (c *confirmChains) resynced(peer string) {
+	c.mu.Lock()
+	delete(c.failed, peer)
+	c.mu.Unlock()
 }
 
 // PeerSynced is the caller's side of confirmSynced: the peer holds the

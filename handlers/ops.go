@@ -25,8 +25,9 @@ type Ops struct {
 	Version  string
 	HTTPPort func() int
 
-	locks nodeLocks
-	links linkQueues
+	locks    nodeLocks
+	links    linkQueues
+	confirms confirmChains
 }
 
 // Operations returns every operation this package serves, for the router.
