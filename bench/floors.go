@@ -308,11 +308,12 @@ func (r *runner) floorPublish() error {
 		}
 	}
 	r.set("floor.js.pub_p50", us(pct(lat, 50)))
-	t0 := time.Now()
+	t0, c0 := time.Now(), cpuTime()
 	if err := publishAll(ctx, nc, "pub.bulk", r.sz.bulk, 1024, pubWindow); err != nil {
 		return err
 	}
 	r.set("floor.js.pub_rate", float64(r.sz.bulk)/time.Since(t0).Seconds())
+	r.set("floor.js.pub_cpu", us(cpuTime()-c0)/float64(r.sz.bulk), "CPU time (user + system) of this process — publisher and server — over the bulk publish, per message.")
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -186,7 +187,7 @@ func (r *runner) clusterdTrio() error {
 	r.set("sub.converge_p50", ms(pct(toPeer, 50)), fmt.Sprintf("%d trials: set_node_replication on a adds a new table to its subscriptions with b (a new source group on each node, as add_node makes); a transaction written on a right after the reply, until it is in b's stream. Streams hold a few hundred transactions.", len(toPeer)))
 	r.set("sub.converge_max", ms(pct(toPeer, 100)))
 	r.set("sub.converge_both_p50", ms(pct(both, 50)), "until transactions written on a and on b right after the reply have both reached the other node: two sources, each with its own 100–200 ms scheduling jitter.")
-	t0 := time.Now()
+	t0, c0 := time.Now(), cpuTime()
 	if err := publishAll(ctx, a.nc, "txn.data.tput.a", r.sz.bulk, 1024, pubWindow); err != nil {
 		return err
 	}
@@ -195,6 +196,10 @@ func (r *runner) clusterdTrio() error {
 		return err
 	}
 	rate := float64(r.sz.bulk) / time.Since(t0).Seconds()
+	perMsg := us(cpuTime()-c0) / float64(r.sz.bulk)
+	r.set("repl.cpu", perMsg, "CPU time (user + system) of this process — publisher and the three nodes — from the first publish until all were on b, per message: a stores it, sources it out over four server hops, b stores it.")
+	r.set("repl.rate_ceiling", float64(runtime.NumCPU())*1e6/perMsg,
+		fmt.Sprintf("%d CPUs divided by the CPU each replicated message costs: the rate this machine could reach were replication CPU-bound with every core busy.", runtime.NumCPU()))
 	r.set("repl.rate", rate,
 		fmt.Sprintf("%d × 1 KiB published on a (%d in flight; publishing took %v), rate until all were in b's stream.", r.sz.bulk, pubWindow, published.Round(time.Millisecond)))
 	r.set("repl.rate_bare", rate, "the same figure against bare servers doing the same on this machine: publish on x while y sources it over a leafnode link.")
