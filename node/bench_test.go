@@ -84,8 +84,14 @@ func flip(ti int, pub bool) map[string]any {
 
 // BenchmarkSetNodeReplication is one client's set_node_replication on a pair,
 // flipping the publish flag so every request changes both records.
-func BenchmarkSetNodeReplication(b *testing.B) {
-	a, _ := benchPair(b, 1)
+func BenchmarkSetNodeReplication(b *testing.B) { benchSetNodeReplication(b, 1) }
+
+// BenchmarkSetNodeReplication1000 is the same with 1000 tables subscribed:
+// the cost of a change must not grow with the tables a record holds.
+func BenchmarkSetNodeReplication1000(b *testing.B) { benchSetNodeReplication(b, 1000) }
+
+func benchSetNodeReplication(b *testing.B, tables int) {
+	a, _ := benchPair(b, tables)
 	nc := nodetest.Connect(b, a)
 	tok := nodetest.SuperUser(b, a)
 	lat := make([]time.Duration, 0, b.N)

@@ -48,33 +48,14 @@ type wtxn struct {
 }
 
 // round is what the update functions sharing one transaction have written:
-// every key, and node records as values (nil: deleted), so reads of them
-// need no decoding and the cache learns them once committed.
+// every key, and node records decoded (nil: deleted), so reads of them need
+// no decoding and the store learns them once committed.
 type round struct {
 	dirty map[string]bool
-	nodes map[string]*Node
+	nodes map[string]*nodeEntry
 }
 
-func newRound() *round { return &round{dirty: map[string]bool{}, nodes: map[string]*Node{}} }
-
-// putNode writes a node record and remembers it decoded.
-func (w *wtxn) putNode(n Node) error {
-	if err := setJSON(w, prefixNode+n.Name, n); err != nil {
-		return err
-	}
-	c := n.clone()
-	w.nodes[prefixNode+n.Name] = &c
-	return nil
-}
-
-// deleteNode deletes a node record.
-func (w *wtxn) deleteNode(name string) error {
-	if err := w.Delete([]byte(prefixNode + name)); err != nil {
-		return err
-	}
-	w.nodes[prefixNode+name] = nil
-	return nil
-}
+func newRound() *round { return &round{dirty: map[string]bool{}, nodes: map[string]*nodeEntry{}} }
 
 func (w *wtxn) Set(k, v []byte) error {
 	w.writes++

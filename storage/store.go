@@ -46,7 +46,7 @@ type Store struct {
 	commits atomic.Int64
 	syncs   atomic.Int64
 	c       *committer
-	nodes   nodeCache
+	nodes   nodeSet
 	routes  routesCache
 }
 
@@ -78,6 +78,10 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open state store %s: %w", dir, err)
 	}
 	s := &Store{db: db, dir: dir}
+	if err := s.loadNodes(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open state store %s: %w", dir, err)
+	}
 	s.startCommitter()
 	return s, nil
 }
@@ -247,33 +251,19 @@ func (s *Store) UpdateRoutes(fn func(*Routes) error) (Routes, error) {
 
 // Node returns the registered node name, and whether it exists.
 func (s *Store) Node(name string) (Node, bool, error) {
-	var n Node
-	var ok bool
-	err := s.db.View(func(txn *badger.Txn) error {
-		var err error
-		n, ok, err = s.getNode(txn, nil, prefixNode+name)
-		return err
-	})
-	return n, ok, err
+	if e := s.nodes.get(name); e != nil {
+		return e.node.clone(), true, nil
+	}
+	return Node{}, false, nil
 }
 
 // Nodes returns every registered node, sorted by name.
 func (s *Store) Nodes() ([]Node, error) {
 	var out []Node
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixNode)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			n, err := s.decodeNode(it.Item())
-			if err != nil {
-				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
-			}
-			out = append(out, n)
-		}
-		return nil
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, err
+	for _, e := range s.nodes.sorted(nil) {
+		out = append(out, e.node.clone())
+	}
+	return out, nil
 }
 
 // UpdateNode applies fn to the named node's record (zero Node with the name set
@@ -281,10 +271,7 @@ func (s *Store) Nodes() ([]Node, error) {
 // when fn returns keep=false. fn may run more than once.
 func (s *Store) UpdateNode(name string, fn func(n *Node, exists bool) (keep bool, err error)) error {
 	return s.update(func(txn *wtxn) error {
-		n, exists, err := s.getNode(txn, txn.round, prefixNode+name)
-		if err != nil {
-			return err
-		}
+		n, exists := txn.getNode(name)
 		if !exists {
 			n = Node{Name: name}
 		}
@@ -306,12 +293,8 @@ func (s *Store) UpdateNode(name string, fn func(n *Node, exists bool) (keep bool
 // a crash leaves either the old set or the new one.
 func (s *Store) ReplaceNodes(nodes []Node) error {
 	return s.update(func(txn *wtxn) error {
-		old, err := scanJSON[Node](txn, prefixNode)
-		if err != nil {
-			return err
-		}
-		for _, n := range old {
-			if err := txn.deleteNode(n.Name); err != nil {
+		for _, e := range s.nodes.sorted(txn.nodes) {
+			if err := txn.deleteNode(e.node.Name); err != nil {
 				return err
 			}
 		}

@@ -44,15 +44,21 @@ func (s *Store) UpdateThenSync(fn func(tx *Tx) error) (synced <-chan error, err 
 
 // Node reads a node record (a zero record with the name when absent).
 func (t *Tx) Node(name string) (Node, bool, error) {
-	n, ok, err := t.txn.store.getNode(t.txn, t.txn.round, prefixNode+name)
+	n, ok := t.txn.getNode(name)
 	if !ok {
 		n = Node{Name: name}
 	}
-	return n, ok, err
+	return n, ok, nil
 }
 
 // Nodes reads every node record.
-func (t *Tx) Nodes() ([]Node, error) { return scanJSON[Node](t.txn, prefixNode) }
+func (t *Tx) Nodes() ([]Node, error) {
+	var out []Node
+	for _, e := range t.txn.store.nodes.sorted(t.txn.nodes) {
+		out = append(out, e.node.clone())
+	}
+	return out, nil
+}
 
 // PutNode writes a node record.
 func (t *Tx) PutNode(n Node) error { return t.txn.putNode(n) }
