@@ -216,10 +216,14 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		MaxDuty:     0.25,
 	}
 	n.goWorker(wctx, n.replLoop.Run)
+	// Notices are due only RequestTimeout+1s after they were written (the
+	// operation that wrote one settles it before that), so the worker is
+	// not woken by changes: it looks every second (a scan of a few keys)
+	// and when a peer announces a restart.
 	noticeLoop := &topology.Loop{
 		Name:       "notices",
 		Reconcile:  n.deliverNotices,
-		Resync:     3 * time.Second,
+		Resync:     time.Second,
 		MaxBackoff: 3 * time.Second,
 		Log:        log,
 		Metrics:    n.Metrics,

@@ -259,8 +259,12 @@ func TestBinaryServesStopsAndRestarts(t *testing.T) {
 		t.Fatalf("POST without token: %d %s", status, body)
 	}
 
-	// The same over NATS with the generated password on the leaf port.
-	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", leaf), nats.UserInfo("cluster_user", password))
+	// The same over NATS with the generated password on the leaf port. The
+	// route change just made reloads the servers, which may refuse a
+	// connection made at that moment once: connect as README tells clients
+	// to, retrying.
+	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", leaf), nats.UserInfo("cluster_user", password),
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,8 +273,11 @@ func TestBinaryServesStopsAndRestarts(t *testing.T) {
 	msg.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := nc.RequestMsg(msg, 5*time.Second)
 	nc.Close()
-	if err != nil || string(resp.Data) != `{"hub":[],"leaf":[{"host":"127.0.0.1","port":1}]}` {
-		t.Fatalf("NATS cluster_get_routes: %v %s", err, resp.Data)
+	if err != nil {
+		t.Fatalf("NATS cluster_get_routes: %v", err)
+	}
+	if string(resp.Data) != `{"hub":[],"leaf":[{"host":"127.0.0.1","port":1}]}` {
+		t.Fatalf("NATS cluster_get_routes: %s", resp.Data)
 	}
 
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
