@@ -143,6 +143,24 @@ func (c *PeerClient) Call(ctx context.Context, node, call string, req, resp any)
 	return json.Unmarshal(env.Result, resp)
 }
 
+// Notify sends req to node's call without waiting for an answer (the
+// handler's reply is dropped): for confirmations whose loss is harmless,
+// where a reply would only cost the mesh another round trip.
+func (c *PeerClient) Notify(node, call string, req any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	subject := peerPrefix + node + "." + call
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	msg := nats.NewMsg(subject)
+	msg.Data = body
+	msg.Header.Set(hdrFrom, c.self)
+	msg.Header.Set(hdrTime, ts)
+	msg.Header.Set(hdrSig, c.auth.sign(subject, c.self, ts, body))
+	return c.nc.PublishMsg(msg)
+}
+
 // UnknownCall begins the error a node answers a call it does not serve with
 // (one added in a later version): callers may fall back on older calls.
 const UnknownCall = "unknown inter-node call"
@@ -166,6 +184,9 @@ func StartPeerServer(nc *nats.Conn, self, password string, handlers map[string]P
 		return func(m *nats.Msg) {
 			go func() {
 				reply := func(v any, err error) {
+					if m.Reply == "" {
+						return // a notification (Notify)
+					}
 					env := map[string]any{"result": v}
 					if err != nil {
 						env = map[string]any{"error": err.Error()}

@@ -64,3 +64,38 @@ func TestPeerCallsRefuseNonMembers(t *testing.T) {
 		t.Fatalf("call to a missing node: %v", err)
 	}
 }
+
+// Notify reaches the handler signed like a call; a notification from a
+// non-member does not.
+func TestPeerNotifyRunsTheHandlerOnlyForMembers(t *testing.T) {
+	nc := peerTestConn(t)
+	got := make(chan string, 2)
+	handlers := map[string]PeerHandler{"synced": func(_ context.Context, from string, body []byte) (any, error) {
+		got <- from + " " + string(body)
+		return nil, nil
+	}}
+	srv, err := StartPeerServer(nc, "b", "right-password", handlers, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	if err := NewPeerClient(nc, "x", "wrong-password", time.Second).Notify("b", "synced", map[string]int{"n": 0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewPeerClient(nc, "a", "right-password", time.Second).Notify("b", "synced", map[string]int{"n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-got:
+		if s != `a {"n":1}` {
+			t.Fatalf("handler ran with %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the notification never reached the handler")
+	}
+	select {
+	case s := <-got:
+		t.Fatalf("a second notification ran the handler: %q", s)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

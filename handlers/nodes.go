@@ -17,6 +17,7 @@ import (
 // Peers reaches other nodes' inter-node calls.
 type Peers interface {
 	Call(ctx context.Context, node, call string, req, resp any) error
+	Notify(node, call string, req any) error
 }
 
 // Inter-node calls.
@@ -701,7 +702,10 @@ func (o *Ops) confirmSynced(peer, intent string, synced <-chan error, prev <-cha
 		o.changed() // the workers act on what is written, so only now
 	}
 	if confirm {
-		_ = o.Peers.Call(context.Background(), peer, callNodeSynced, nodeSynced{Intent: intent}, nil)
+		// One way: a lost confirmation only leaves the caller's notice to
+		// re-sync us, and an answer would cost the mesh another round trip
+		// per operation.
+		_ = o.Peers.Notify(peer, callNodeSynced, nodeSynced{Intent: intent})
 	}
 }
 
