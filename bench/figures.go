@@ -58,6 +58,7 @@ func catalogue() []*Figure {
 		{ID: "floor.js.pub_rate", Name: "floor: JetStream publish throughput (1 KiB, file)", Unit: "msgs/s"},
 		{ID: "floor.js.pub_cpu", Name: "floor: CPU per published message (1 KiB, file)", Unit: "µs"},
 		{ID: "floor.source.start_p50", Name: "floor: new bare source, creation → first message p50", Unit: "ms"},
+		{ID: "floor.source.join_p50", Name: "floor: table joining a flowing durable-consumer source (filter update on the origin) → first message p50", Unit: "ms"},
 		{ID: "floor.source.start_big_p50", Name: "floor: new bare source on a stream holding the bulk p50", Unit: "ms"},
 		{ID: "floor.source.catchup_rate", Name: "floor: bare source catch-up across a leafnode link", Unit: "msgs/s"},
 		{ID: "floor.source.repl_rate", Name: "floor: publish on x while y sources it (1 KiB): rate until all on y", Unit: "msgs/s"},

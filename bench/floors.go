@@ -394,6 +394,57 @@ func (r *runner) floorSource() error {
 	}
 	r.set("floor.source.start_p50", ms(pct(starts, 50)), fmt.Sprintf("%d trials; nats-server schedules a new source's consumer 100–200 ms (jittered) after the stream update.", len(starts)))
 
+	// The same table joining a source that already flows: the source follows
+	// a durable consumer on x (AckPolicy flow_control, nats-server 2.14+
+	// "durable sourcing"), and the table joins by a filter update of that
+	// consumer; y's stream config (so its sources) does not change.
+	dcfg := jetstream.ConsumerConfig{Durable: "dur", DeliverSubject: "deliver.y.dur", AckPolicy: jetstream.AckFlowControlPolicy,
+		IdleHeartbeat: time.Second, FilterSubjects: []string{"src.dur.seed"}}
+	if _, err := jsx.CreateOrUpdatePushConsumer(ctx, "src", dcfg); err != nil {
+		return fmt.Errorf("durable consumer: %w", err)
+	}
+	ds := streamConfig("ds")
+	ds.Subjects = nil
+	ds.Sources = []*jetstream.StreamSource{{Name: "src", External: &jetstream.ExternalStream{APIPrefix: "$JS.x.API"},
+		Consumer: &jetstream.StreamConsumerSource{Name: "dur", DeliverSubject: "deliver.y.dur"}}}
+	if _, err := jsy.CreateStream(ctx, ds); err != nil {
+		return fmt.Errorf("durable source: %w", err)
+	}
+	wseed, err := watch(ctx, jsy, "ds", "src.dur.seed")
+	if err != nil {
+		return err
+	}
+	if _, err = jsx.Publish(ctx, "src.dur.seed", []byte("x")); err == nil {
+		_, err = wseed.next(10 * time.Second)
+	}
+	wseed.stop()
+	if err != nil {
+		return fmt.Errorf("durable source: %w", err)
+	}
+	var joins []time.Duration
+	for i := 0; i < r.sz.startTrials; i++ {
+		subj := fmt.Sprintf("src.dur%d", i)
+		w, err := watch(ctx, jsy, "ds", subj)
+		if err != nil {
+			return err
+		}
+		dcfg.FilterSubjects = append(dcfg.FilterSubjects, subj)
+		t0 := time.Now()
+		if _, err = jsx.CreateOrUpdatePushConsumer(ctx, "src", dcfg); err == nil {
+			if _, err = jsx.Publish(ctx, subj, []byte("x")); err == nil {
+				var a arrival
+				if a, err = w.next(10 * time.Second); err == nil {
+					joins = append(joins, a.at.Sub(t0))
+				}
+			}
+		}
+		w.stop()
+		if err != nil {
+			return fmt.Errorf("table joining a durable source: %w", err)
+		}
+	}
+	r.set("floor.source.join_p50", ms(pct(joins, 50)), fmt.Sprintf("%d trials: consumer filter update on x, then a message of the new subject published, until it is on y.", len(joins)))
+
 	// Catch-up: a new source over a stream holding bulk messages.
 	if err := publishAll(ctx, ncx, "src.bulk", r.sz.bulk, 1024, pubWindow); err != nil {
 		return err
