@@ -238,6 +238,9 @@ func (o *Ops) connectionStatus(ctx context.Context, n storage.Node, peerRepl top
 	return c
 }
 
+// pendingInFlight bounds the lag counts PeerStatus has in flight.
+const pendingInFlight = 32
+
 // PeerStatus is the peer side of cluster_status: describe this node and
 // count, per table asked about, this node's own transactions the caller has
 // not received.
@@ -256,17 +259,26 @@ func (o *Ops) PeerStatus(ctx context.Context, from string, body []byte) (any, er
 		return rep, nil
 	}
 	if len(req.Tables) > 0 {
-		if info, err := o.Txn.Info(ctx); err == nil {
-			rep.LastSeq = info.State.LastSeq
+		if last, err := o.Txn.LastSeq(ctx); err == nil {
+			rep.LastSeq = last
 		}
 	}
+	// One direct get per table, many in flight at once: one after the
+	// other they made cluster_status cost a round trip per table.
+	sem := make(chan struct{}, pendingInFlight)
+	var wg sync.WaitGroup
 	for i, q := range req.Tables {
-		n, err := o.Txn.Pending(ctx, topology.OriginSubject(q.TableKey, o.NodeName), q.Next, q.Since)
-		if err != nil {
-			continue // unknown: null
-		}
-		rep.Lag[i] = &n
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			n, err := o.Txn.Pending(ctx, topology.OriginSubject(q.TableKey, o.NodeName), q.Next, q.Since)
+			if err == nil {
+				rep.Lag[i] = &n
+			} // else unknown: null
+		}()
 	}
+	wg.Wait()
 	return rep, nil
 }
 

@@ -818,16 +818,24 @@ func (r *ReplicationReconciler) Positions(ctx context.Context, n storage.Node) (
 			}
 		}
 	}
+	// One batched read for every table (a request per table made
+	// cluster_status O(tables) round trips).
+	var subjects []string
+	for _, s := range n.Subscriptions {
+		if s.Subscribe {
+			subjects = append(subjects, OriginSubject(s.Key(), n.Name))
+		}
+	}
+	lasts, err := r.Stream.LastImportedSeqs(ctx, subjects)
+	if err != nil {
+		return nil, err
+	}
 	for _, s := range n.Subscriptions {
 		if !s.Subscribe {
 			continue
 		}
 		k := s.Key()
-		last, err := r.Stream.LastImportedSeq(ctx, OriginSubject(k, n.Name))
-		if err != nil {
-			return nil, err
-		}
-		through := max(last, floors[n.Name][k])
+		through := max(lasts[OriginSubject(k, n.Name)], floors[n.Name][k])
 		p := TablePosition{Since: n.Added}
 		if s.StartTime != nil {
 			p.Since = *s.StartTime

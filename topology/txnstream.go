@@ -133,6 +133,29 @@ func (t *TxnStream) Info(ctx context.Context) (*jetstream.StreamInfo, error) {
 	return s.CachedInfo(), nil
 }
 
+// LastSeq is the stream's last sequence (0 when it holds nothing), read with
+// a direct get of its last message: a stream info would encode and decode
+// the whole configuration (every source and filter) for one number.
+func (t *TxnStream) LastSeq(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	m, err := t.NC.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+TxnStreamName, []byte(`{"last_by_subj":">"}`))
+	if errors.Is(err, nats.ErrNoResponders) {
+		return 0, nil // no stream yet
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read last sequence: %w", err)
+	}
+	switch status := m.Header.Get("Status"); status {
+	case "":
+	case "404":
+		return 0, nil
+	default:
+		return 0, fmt.Errorf("read last sequence: %s %s", status, m.Header.Get("Description"))
+	}
+	return strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+}
+
 // SetSources replaces the stream's sources.
 func (t *TxnStream) SetSources(ctx context.Context, sources []*jetstream.StreamSource) error {
 	cfg := t.baseConfig()
