@@ -103,13 +103,7 @@ func (c *PeerClient) Call(ctx context.Context, node, call string, req, resp any)
 	noRespondersUntil := time.Now().Add(c.Timeout / 4)
 	var out *nats.Msg
 	for {
-		ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-		msg := nats.NewMsg(subject)
-		msg.Data = body
-		msg.Header.Set(hdrFrom, c.self)
-		msg.Header.Set(hdrTime, ts)
-		msg.Header.Set(hdrSig, c.auth.sign(subject, c.self, ts, body))
-		out, err = c.nc.RequestMsgWithContext(ctx, msg)
+		out, err = c.nc.RequestMsgWithContext(ctx, c.signed(subject, body))
 		if errors.Is(err, nats.ErrNoResponders) && time.Now().Before(noRespondersUntil) {
 			select {
 			case <-time.After(25 * time.Millisecond):
@@ -151,14 +145,18 @@ func (c *PeerClient) Notify(node, call string, req any) error {
 	if err != nil {
 		return err
 	}
-	subject := peerPrefix + node + "." + call
+	return c.nc.PublishMsg(c.signed(peerPrefix+node+"."+call, body))
+}
+
+// signed is a message on subject from this node, timestamped and signed.
+func (c *PeerClient) signed(subject string, body []byte) *nats.Msg {
 	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	msg := nats.NewMsg(subject)
 	msg.Data = body
 	msg.Header.Set(hdrFrom, c.self)
 	msg.Header.Set(hdrTime, ts)
 	msg.Header.Set(hdrSig, c.auth.sign(subject, c.self, ts, body))
-	return c.nc.PublishMsg(msg)
+	return msg
 }
 
 // UnknownCall begins the error a node answers a call it does not serve with
@@ -244,14 +242,7 @@ const announcePrefix = "_clusterd.announce."
 
 // Announce broadcasts kind from this node with a small body.
 func (c *PeerClient) Announce(kind string, body []byte) error {
-	subject := announcePrefix + kind + "." + c.self
-	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	msg := nats.NewMsg(subject)
-	msg.Data = body
-	msg.Header.Set(hdrFrom, c.self)
-	msg.Header.Set(hdrTime, ts)
-	msg.Header.Set(hdrSig, c.auth.sign(subject, c.self, ts, body))
-	return c.nc.PublishMsg(msg)
+	return c.nc.PublishMsg(c.signed(announcePrefix+kind+"."+c.self, body))
 }
 
 // ListenAnnouncements calls fn for every verified announcement of kind from
@@ -299,14 +290,8 @@ func (c *PeerClient) Broadcast(ctx context.Context, call string, req any, wait t
 		return fmt.Errorf("broadcast %s: %w", call, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	subject := broadcastPrefix + call
-	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	msg := nats.NewMsg(subject)
+	msg := c.signed(broadcastPrefix+call, body)
 	msg.Reply = inbox
-	msg.Data = body
-	msg.Header.Set(hdrFrom, c.self)
-	msg.Header.Set(hdrTime, ts)
-	msg.Header.Set(hdrSig, c.auth.sign(subject, c.self, ts, body))
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	start := time.Now()
