@@ -34,10 +34,7 @@ func (r *runner) floorEcho() error {
 		return err
 	}
 	defer resp.Close()
-	if _, err := resp.Subscribe("echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
-		return err
-	}
-	if err := resp.Flush(); err != nil {
+	if err := serveEcho(resp, "echo"); err != nil {
 		return err
 	}
 	conns, err := dial(srv.ClientURL(), 32)
@@ -180,10 +177,7 @@ func (r *runner) floorMeshEcho() error {
 		return err
 	}
 	defer resp.Close()
-	if _, err := resp.Subscribe("echo.fb", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
-		return err
-	}
-	if err := resp.Flush(); err != nil {
+	if err := serveEcho(resp, "echo.fb"); err != nil {
 		return err
 	}
 	req, err := a.InternalConn("requester")
@@ -375,22 +369,12 @@ func (r *runner) floorSource() error {
 		if _, err := jsx.Publish(ctx, subj, []byte("x")); err != nil {
 			return err
 		}
-		w, err := watch(ctx, jsy, "st", subj)
-		if err != nil {
-			return err
-		}
 		st.Sources = append(st.Sources, source(subj))
-		t0 := time.Now()
-		if _, err := jsy.UpdateStream(ctx, st); err != nil {
-			w.stop()
-			return err
-		}
-		a, err := w.next(10 * time.Second)
-		w.stop()
+		d, err := untilStored(ctx, jsy, "st", subj, 10*time.Second, func() error { _, err := jsy.UpdateStream(ctx, st); return err })
 		if err != nil {
 			return fmt.Errorf("source start: %w", err)
 		}
-		starts = append(starts, a.at.Sub(t0))
+		starts = append(starts, d)
 	}
 	r.set("floor.source.start_p50", ms(pct(starts, 50)), fmt.Sprintf("%d trials; nats-server schedules a new source's consumer 100–200 ms (jittered) after the stream update.", len(starts)))
 
@@ -424,24 +408,18 @@ func (r *runner) floorSource() error {
 	var joins []time.Duration
 	for i := 0; i < r.sz.startTrials; i++ {
 		subj := fmt.Sprintf("src.dur%d", i)
-		w, err := watch(ctx, jsy, "ds", subj)
-		if err != nil {
-			return err
-		}
 		dcfg.FilterSubjects = append(dcfg.FilterSubjects, subj)
-		t0 := time.Now()
-		if _, err = jsx.CreateOrUpdatePushConsumer(ctx, "src", dcfg); err == nil {
-			if _, err = jsx.Publish(ctx, subj, []byte("x")); err == nil {
-				var a arrival
-				if a, err = w.next(10 * time.Second); err == nil {
-					joins = append(joins, a.at.Sub(t0))
-				}
+		d, err := untilStored(ctx, jsy, "ds", subj, 10*time.Second, func() error {
+			if _, err := jsx.CreateOrUpdatePushConsumer(ctx, "src", dcfg); err != nil {
+				return err
 			}
-		}
-		w.stop()
+			_, err := jsx.Publish(ctx, subj, []byte("x"))
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("table joining a durable source: %w", err)
 		}
+		joins = append(joins, d)
 	}
 	r.set("floor.source.join_p50", ms(pct(joins, 50)), fmt.Sprintf("%d trials: consumer filter update on x, then a message of the new subject published, until it is on y.", len(joins)))
 
@@ -478,22 +456,12 @@ func (r *runner) floorSource() error {
 		if _, err := jsx.Publish(ctx, subj, []byte("x")); err != nil {
 			return err
 		}
-		w, err := watch(ctx, jsy, "cu", subj)
-		if err != nil {
-			return err
-		}
 		cu.Sources = append(cu.Sources, source(subj))
-		t0 := time.Now()
-		if _, err := jsy.UpdateStream(ctx, cu); err != nil {
-			w.stop()
-			return err
-		}
-		a, err := w.next(30 * time.Second)
-		w.stop()
+		d, err := untilStored(ctx, jsy, "cu", subj, 30*time.Second, func() error { _, err := jsy.UpdateStream(ctx, cu); return err })
 		if err != nil {
 			return fmt.Errorf("source start on a big stream: %w", err)
 		}
-		bigStarts = append(bigStarts, a.at.Sub(t0))
+		bigStarts = append(bigStarts, d)
 	}
 	r.set("floor.source.start_big_p50", ms(pct(bigStarts, 50)), fmt.Sprintf("%d trials; the stream holds %d messages of 1 KiB.", len(bigStarts), r.sz.bulk))
 

@@ -136,6 +136,33 @@ func (w *watcher) next(timeout time.Duration) (arrival, error) {
 
 func (w *watcher) stop() { w.cc.Stop() }
 
+// serveEcho answers every request on subject with its own body.
+func serveEcho(nc *nats.Conn, subject string) error {
+	if _, err := nc.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+		return err
+	}
+	return nc.Flush()
+}
+
+// untilStored runs act and returns the time from its start until the first
+// message of filter is stored in stream (watched from before act runs).
+func untilStored(ctx context.Context, js jetstream.JetStream, stream, filter string, timeout time.Duration, act func() error) (time.Duration, error) {
+	w, err := watch(ctx, js, stream, filter)
+	if err != nil {
+		return 0, err
+	}
+	defer w.stop()
+	t0 := time.Now()
+	if err := act(); err != nil {
+		return 0, err
+	}
+	a, err := w.next(timeout)
+	if err != nil {
+		return 0, err
+	}
+	return a.at.Sub(t0), nil
+}
+
 // publishAll publishes n messages of size bytes on subject as fast as acks
 // allow (up to window in flight) and returns when all are acknowledged.
 func publishAll(ctx context.Context, nc *nats.Conn, subject string, n, size, window int) error {

@@ -96,10 +96,7 @@ func (r *runner) clusterdTrio() error {
 		return err
 	}
 	defer resp.Close()
-	if _, err := resp.Subscribe("bench.echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
-		return err
-	}
-	if err := resp.Flush(); err != nil {
+	if err := serveEcho(resp, "bench.echo"); err != nil {
 		return err
 	}
 	echo := func(int) *nats.Msg {
