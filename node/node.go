@@ -183,6 +183,17 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("start router: %w", err)
 	}
 
+	// The transaction stream exists before the route worker first reloads
+	// the servers: nats-server 2.15 reads its options without a lock while
+	// it creates a stream, a data race with a reload (seen in a full race
+	// run when configured routes were applied at first start). A failure
+	// here is the replication worker's to retry and report.
+	ectx, ecancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if _, err := txn.Ensure(ectx); err != nil {
+		log.Warn("transaction stream not ready yet", zap.Error(err))
+	}
+	ecancel()
+
 	wctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.routeLoop = &topology.Loop{

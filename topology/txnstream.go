@@ -374,7 +374,7 @@ func (t *TxnStream) multiLast(ctx context.Context, subjects []string, out map[st
 		return err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	req, _ := json.Marshal(map[string]any{"multi_last": subjects})
+	req, _ := json.Marshal(map[string]any{"multi_last": subjects, "max_bytes": batchMaxBytes})
 	if err := t.NC.PublishRequest("$JS.API.DIRECT.GET."+TxnStreamName, inbox, req); err != nil {
 		return err
 	}
@@ -397,13 +397,19 @@ func (t *TxnStream) multiLast(ctx context.Context, subjects []string, out map[st
 	}
 }
 
+// batchMaxBytes is what batched direct gets ask for explicitly: nats-server's
+// own default (MAX_PENDING_SIZE, 64 MiB), which it otherwise reads from its
+// options without a lock — a data race with any reload (a route change),
+// which the race detector caught in a full test run.
+const batchMaxBytes = 64 << 20
+
 // Pending counts the messages of subject this node's stream holds from
 // stream sequence next on, or, when next is 0, from time since on. It asks
 // for one message of a batched direct get, whose Nats-Num-Pending header
 // counts the matching messages after it: exact, whatever the stream's size,
 // and without creating a consumer.
 func (t *TxnStream) Pending(ctx context.Context, subject string, next uint64, since time.Time) (uint64, error) {
-	req := map[string]any{"next_by_subj": subject, "batch": 1}
+	req := map[string]any{"next_by_subj": subject, "batch": 1, "max_bytes": batchMaxBytes}
 	if next > 0 {
 		req["seq"] = next
 	} else {
