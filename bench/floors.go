@@ -234,17 +234,11 @@ func (r *runner) floorMeshEcho() error {
 	}); err != nil {
 		return err
 	}
-	t0 := time.Now()
-	if err := publishAll(ctx, pub, "mrp.x", r.sz.bulk, 1024, pubWindow); err != nil {
-		return err
+	rate, err := bulkRate(ctx, pub, jsb, "mrpin", "mrp.x", r.sz.bulk, 1)
+	if err != nil {
+		return fmt.Errorf("bulk across the floor mesh: %w", err)
 	}
-	if err := waitFor(2*time.Minute, 2*time.Millisecond, "bulk across the floor mesh", func() bool {
-		n, err := subjectCount(ctx, jsb, "mrpin", "mrp.x")
-		return err == nil && n == uint64(r.sz.bulk)+1
-	}); err != nil {
-		return err
-	}
-	r.set("floor.mesh.repl_rate", float64(r.sz.bulk)/time.Since(t0).Seconds())
+	r.set("floor.mesh.repl_rate", rate)
 	var echo, sync2 *float64
 	for _, f := range r.report.Figures {
 		switch f.ID {
@@ -485,17 +479,11 @@ func (r *runner) floorSource() error {
 	if err != nil {
 		return fmt.Errorf("replication floor: %w", err)
 	}
-	t0 := time.Now()
-	if err := publishAll(ctx, ncx, "src.rp", r.sz.bulk, 1024, pubWindow); err != nil {
-		return err
+	rate, err := bulkRate(ctx, ncx, jsy, "rp", "src.rp", r.sz.bulk, 1)
+	if err != nil {
+		return fmt.Errorf("bulk on y: %w", err)
 	}
-	if err := waitFor(2*time.Minute, 2*time.Millisecond, "bulk on y", func() bool {
-		n, err := subjectCount(ctx, jsy, "rp", "src.rp")
-		return err == nil && n == uint64(r.sz.bulk)+1
-	}); err != nil {
-		return err
-	}
-	r.set("floor.source.repl_rate", float64(r.sz.bulk)/time.Since(t0).Seconds())
+	r.set("floor.source.repl_rate", rate)
 
 	// Steady latency at a trickle: publish on x → stored on y.
 	lat := streamConfig("lat")

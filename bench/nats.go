@@ -136,6 +136,24 @@ func (w *watcher) next(timeout time.Duration) (arrival, error) {
 
 func (w *watcher) stop() { w.cc.Stop() }
 
+// bulkRate publishes n 1 KiB messages on subject through pub and returns the
+// rate (messages per second) from the first publish until all of them are in
+// stream on js, which held `before` messages of subject already.
+func bulkRate(ctx context.Context, pub *nats.Conn, js jetstream.JetStream, stream, subject string, n int, before uint64) (float64, error) {
+	t0 := time.Now()
+	if err := publishAll(ctx, pub, subject, n, 1024, pubWindow); err != nil {
+		return 0, err
+	}
+	err := waitFor(2*time.Minute, 2*time.Millisecond, "all "+subject+" in "+stream, func() bool {
+		got, err := subjectCount(ctx, js, stream, subject)
+		return err == nil && got == uint64(n)+before
+	})
+	if err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(t0).Seconds(), nil
+}
+
 // serveEcho answers every request on subject with its own body.
 func serveEcho(nc *nats.Conn, subject string) error {
 	if _, err := nc.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
