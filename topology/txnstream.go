@@ -137,23 +137,34 @@ func (t *TxnStream) Info(ctx context.Context) (*jetstream.StreamInfo, error) {
 // a direct get of its last message: a stream info would encode and decode
 // the whole configuration (every source and filter) for one number.
 func (t *TxnStream) LastSeq(ctx context.Context) (uint64, error) {
+	m, err := t.directGet(ctx, "", []byte(`{"last_by_subj":">"}`))
+	switch {
+	case errors.Is(err, nats.ErrNoResponders), err == nil && m == nil:
+		return 0, nil // no stream yet, or nothing in it
+	case err != nil:
+		return 0, fmt.Errorf("read last sequence: %w", err)
+	}
+	return strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+}
+
+// directGet sends one direct get to the stream (suffix: "" or "."+subject);
+// m is nil when the stream holds no such message. A missing stream is
+// nats.ErrNoResponders.
+func (t *TxnStream) directGet(ctx context.Context, suffix string, body []byte) (*nats.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	m, err := t.NC.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+TxnStreamName, []byte(`{"last_by_subj":">"}`))
-	if errors.Is(err, nats.ErrNoResponders) {
-		return 0, nil // no stream yet
-	}
+	m, err := t.NC.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+TxnStreamName+suffix, body)
 	if err != nil {
-		return 0, fmt.Errorf("read last sequence: %w", err)
+		return nil, err
 	}
 	switch status := m.Header.Get("Status"); status {
 	case "":
-	case "404":
-		return 0, nil
+		return m, nil
+	case "404", "204":
+		return nil, nil
 	default:
-		return 0, fmt.Errorf("read last sequence: %s %s", status, m.Header.Get("Description"))
+		return nil, fmt.Errorf("%s %s", status, m.Header.Get("Description"))
 	}
-	return strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
 }
 
 // SetSources replaces the stream's sources.
@@ -173,23 +184,16 @@ func (t *TxnStream) SetSources(ctx context.Context, sources []*jetstream.StreamS
 // It is one direct get: looking the stream up first would cost a stream
 // info, whose size grows with the number of sources, on every call.
 func (t *TxnStream) LastImportedSeq(ctx context.Context, subject string) (uint64, error) {
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	m, err := t.NC.RequestWithContext(rctx, "$JS.API.DIRECT.GET."+TxnStreamName+"."+subject, nil)
-	if errors.Is(err, nats.ErrNoResponders) {
+	m, err := t.directGet(ctx, "."+subject, nil)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
 		return t.lastImportedSeqByLookup(ctx, subject) // no stream yet, or direct gets off
-	}
-	if err != nil {
+	case err != nil:
 		return 0, fmt.Errorf("read last message of %s: %w", subject, err)
-	}
-	switch status := m.Header.Get("Status"); status {
-	case "":
-		return sourceSeq(m.Header.Get("Nats-Stream-Source")), nil
-	case "404":
+	case m == nil:
 		return 0, nil
-	default:
-		return 0, fmt.Errorf("read last message of %s: %s %s", subject, status, m.Header.Get("Description"))
 	}
+	return sourceSeq(m.Header.Get("Nats-Stream-Source")), nil
 }
 
 func (t *TxnStream) lastImportedSeqByLookup(ctx context.Context, subject string) (uint64, error) {
@@ -416,21 +420,12 @@ func (t *TxnStream) Pending(ctx context.Context, subject string, next uint64, si
 		req["start_time"] = since.UTC()
 	}
 	body, _ := json.Marshal(req)
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	m, err := t.NC.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+TxnStreamName, body)
-	if errors.Is(err, nats.ErrNoResponders) {
-		return 0, nil // no stream yet: it holds nothing
-	}
-	if err != nil {
+	m, err := t.directGet(ctx, "", body)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders), err == nil && m == nil:
+		return 0, nil // no stream yet, or nothing pending
+	case err != nil:
 		return 0, fmt.Errorf("count pending %s: %w", subject, err)
-	}
-	switch status := m.Header.Get("Status"); status {
-	case "":
-	case "404", "204":
-		return 0, nil
-	default:
-		return 0, fmt.Errorf("count pending %s: %s %s", subject, status, m.Header.Get("Description"))
 	}
 	np, err := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
 	if err != nil {
