@@ -14,13 +14,16 @@ import (
 // the environment's overrides, validate it, and print the effective
 // configuration with secrets redacted. Nothing is started or written.
 func configCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "-help" || args[0] == "help") {
+		fmt.Fprintln(stdout, "Usage: clusterd config check [--config FILE]\n\nValidates a configuration as the node would and prints the effective values (secrets redacted).")
+		return errHelpShown
+	}
 	if len(args) == 0 || args[0] != "check" {
 		return errors.New("usage: clusterd config check [--config FILE]")
 	}
 	fs := flag.NewFlagSet("clusterd config check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML config file (env overrides apply either way)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], stdout, "clusterd config check [--config FILE]"); err != nil {
 		return err
 	}
 	env := os.Environ()

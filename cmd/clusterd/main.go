@@ -14,7 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,7 +25,7 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil && !errors.Is(err, errHelpShown) {
 		fmt.Fprintln(os.Stderr, "clusterd:", err)
 		os.Exit(1)
 	}
@@ -35,14 +35,27 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "token":
-			return tokenCmd(args[1:], stdout)
+			return tokenCmd(args[1:], stdout, stderr)
 		case "config":
 			return configCmd(args[1:], stdout, stderr)
 		case "demo":
 			return demoCmd(args[1:], stdout, stderr)
 		case "version":
+			if len(args) > 1 && strings.TrimLeft(args[1], "-") == "help" || len(args) > 1 && args[1] == "-h" {
+				fmt.Fprintln(stdout, "Usage: clusterd version\n\nPrints clusterd's version.")
+				return errHelpShown
+			}
+			if len(args) > 1 {
+				return fmt.Errorf("version: unexpected argument %q", args[1])
+			}
 			fmt.Fprintln(stdout, node.Version)
 			return nil
+		case "help", "-h", "-help", "--help":
+			return helpCmd(args[1:], stdout, stderr)
+		default:
+			if !strings.HasPrefix(args[0], "-") {
+				return unknownCommand(args[0])
+			}
 		}
 	}
 	return serve(args, stdout, stderr)
@@ -50,11 +63,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 func serve(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("clusterd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML config file (optional; env overrides apply either way)")
 	logFormat := fs.String("log-format", "", "json or console (default: logging.format, else json)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: logging.level, else info)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, "clusterd [--config FILE] [--log-format json|console] [--log-level LEVEL]  (runs a node; clusterd help lists the commands)"); err != nil {
 		return err
 	}
 	cfg, err := node.Load(*cfgPath, os.Environ())
@@ -106,13 +118,14 @@ func newLogger(l node.Logging, w io.Writer) (*zap.Logger, error) {
 	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level)), nil
 }
 
-func tokenCmd(args []string, stdout io.Writer) error {
+func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("clusterd token", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "YAML config file of the node that must trust the token")
 	role := fs.String("role", events.SuperUser, "role claim")
 	user := fs.String("user", "", "user (sub claim)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime")
-	if err := fs.Parse(args); err != nil {
+	createKey := fs.Bool("create-key", false, "create the issuer key file when it does not exist (a new key no node trusts yet)")
+	if err := parseFlags(fs, args, stdout, "clusterd token [--config FILE] --user NAME [--role super_user] [--ttl 1h] [--create-key]"); err != nil {
 		return err
 	}
 	if *user == "" {
@@ -122,11 +135,7 @@ func tokenCmd(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	keyFile := cfg.Auth.IssuerKeyFile
-	if keyFile == "" {
-		keyFile = filepath.Join(cfg.RootPath, "issuer.key")
-	}
-	key, _, err := events.LoadOrCreateIssuerKey(keyFile)
+	key, err := tokenIssuerKey(cfg, *createKey, stderr)
 	if err != nil {
 		return err
 	}

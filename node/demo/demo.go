@@ -15,9 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,7 +78,7 @@ var Names = []string{"node1", "node2", "node3"}
 // Start brings the cluster up and returns once replication is verified:
 // a transaction written on node1 has arrived on node2 and node3. On error
 // everything started is stopped again.
-func Start(ctx context.Context, o Options) (c *Cluster, err error) {
+func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if o.TokenTTL <= 0 {
 		o.TokenTTL = 24 * time.Hour
 	}
@@ -86,23 +88,41 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
+	// Refuse ports that cannot be had before anything is created or written.
+	if err := CheckPorts(o.BasePort); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	c = &Cluster{Dir: o.Dir}
+	// c is not a named result: the clean-up below must close the cluster
+	// it built even when the return value is nil.
+	c := &Cluster{Dir: o.Dir}
+	ok := false
 	defer func() {
-		if err != nil {
+		if !ok {
 			_ = c.Close()
-			c = nil
 		}
 	}()
 	if c.Dir == "" {
-		if c.Dir, err = os.MkdirTemp("", "clusterd-demo-"); err != nil {
+		dir, err := os.MkdirTemp("", "clusterd-demo-")
+		if err != nil {
 			return nil, err
 		}
-		c.removeDir = true
-	} else if err := os.MkdirAll(c.Dir, 0o700); err != nil {
-		return nil, err
+		c.Dir, c.removeDir = dir, true
+	} else {
+		if _, err := os.Stat(c.Dir); errors.Is(err, os.ErrNotExist) {
+			c.removeDir = true // made by this run: a failed start removes it again
+			defer func() {
+				if ok {
+					c.removeDir = false // kept from now on, as --dir promises
+				}
+			}()
+		}
+		if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+			return nil, err
+		}
 	}
+	var err error
 	if c.Password, err = loadOrCreatePassword(filepath.Join(c.Dir, "cluster-password")); err != nil {
 		return nil, err
 	}
@@ -119,7 +139,35 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := c.setUp(ctx); err != nil {
 		return nil, err
 	}
+	ok = true
 	return c, nil
+}
+
+// portsPerNode is how many ports each demo node takes from its base.
+const portsPerNode = 5
+
+// CheckPorts refuses a base port whose range (every port of every node) is
+// out of bounds or partly in use on 127.0.0.1, naming the port and what to
+// pass instead. Base 0 (free ports) always passes.
+func CheckPorts(base int) error {
+	if base == 0 {
+		return nil
+	}
+	last := base + 10*(len(Names)-1) + portsPerNode - 1
+	if base < 0 || last > 65535 {
+		return fmt.Errorf("--base-port %d: the demo needs ports %d to %d, which must lie between 1 and 65535; pass --base-port 0 to pick free ports", base, base, last)
+	}
+	for i := range Names {
+		for k := 0; k < portsPerNode; k++ {
+			p := base + 10*i + k
+			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+			if err != nil {
+				return fmt.Errorf("port %d on 127.0.0.1 is in use (is another demo or node running?); the demo needs ports %d to %d: stop what holds them, or pass --base-port with another base (0 picks free ports)", p, base, last)
+			}
+			ln.Close()
+		}
+	}
+	return nil
 }
 
 func nodeConfig(dir, name, password string, base, i int) node.Config {

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// errHelpShown means a command printed its help on request: exit 0.
+var errHelpShown = errors.New("help shown")
+
+// commands are clusterd's subcommands, for `clusterd --help` and for
+// naming the closest one when a user mistypes.
+var commands = []struct{ name, args, what string }{
+	{"", "[--config FILE] [--log-format json|console] [--log-level LEVEL]", "run a node (the default when no command is given)"},
+	{"token", "[--config FILE] --user NAME [--role super_user] [--ttl 1h] [--create-key]", "print a role token the node with this config trusts"},
+	{"config check", "[--config FILE]", "validate a config as the node would and print the effective values (secrets redacted)"},
+	{"demo", "[--dir DIR] [--base-port 19100]", "run a local 3-node cluster in one process until Ctrl-C"},
+	{"version", "", "print clusterd's version"},
+	{"help", "[COMMAND]", "show this help, or a command's"},
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "clusterd: HarperDB-style clustering over embedded NATS.")
+	fmt.Fprintln(w, "\nUsage:")
+	for _, c := range commands {
+		name := "clusterd"
+		if c.name != "" {
+			name += " " + c.name
+		}
+		fmt.Fprintf(w, "  %s %s\n      %s\n", name, c.args, c.what)
+	}
+	fmt.Fprintln(w, "\n`clusterd COMMAND --help` lists a command's flags. Configuration keys can also be set by")
+	fmt.Fprintln(w, "environment variables named after their path (CLUSTERING_NODENAME=n1); see README.md.")
+}
+
+// unknownCommand refuses a first argument that is no command, naming the
+// closest one: a typo must never start a server on the default ports.
+func unknownCommand(arg string) error {
+	best, bestD := "", 3
+	for _, c := range commands {
+		name, _, _ := strings.Cut(c.name, " ")
+		if name == "" {
+			continue
+		}
+		if d := editDistance(arg, name); d < bestD {
+			best, bestD = name, d
+		}
+	}
+	hint := ""
+	if best != "" {
+		hint = fmt.Sprintf(" (did you mean '%s'?)", best)
+	}
+	names := make([]string, 0, len(commands))
+	for _, c := range commands {
+		if name, _, _ := strings.Cut(c.name, " "); name != "" {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return fmt.Errorf("unknown command %q%s; commands are %s, and no command runs a node (clusterd --help)",
+		arg, hint, strings.Join(names, ", "))
+}
+
+// parseFlags parses args into fs. --help prints the command's usage and
+// flags to stdout (errHelpShown); a bad flag or a stray argument is an
+// error that says where to look.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, usage string) error {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "Usage: %s\n\nFlags:\n", usage)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return errHelpShown
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %v (%s --help lists the flags)", fs.Name(), err, fs.Name())
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q (%s --help lists the flags)", fs.Name(), fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// helpCmd runs `clusterd help [COMMAND]`.
+func helpCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		printUsage(stdout)
+		return errHelpShown
+	}
+	if args[0] == "help" {
+		printUsage(stdout)
+		return errHelpShown
+	}
+	for _, c := range commands {
+		if name, _, _ := strings.Cut(c.name, " "); name == args[0] {
+			return run(append(append([]string{}, args...), "--help"), stdout, stderr)
+		}
+	}
+	return unknownCommand(args[0])
+}
