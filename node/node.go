@@ -59,6 +59,8 @@ type Node struct {
 	Repl       *topology.ReplicationReconciler
 	peerSrv    *events.PeerServer
 	started    time.Time
+	first      firstStart  // what a failed start undoes, what a good one prints
+	up         atomic.Bool // Start completed: logged `node started`
 
 	cancel    context.CancelFunc
 	workers   sync.WaitGroup
@@ -80,6 +82,9 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkPortsFree(); err != nil {
+		return nil, err
+	}
 	log := o.Log
 	if log == nil {
 		log = zap.NewNop()
@@ -91,10 +96,19 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	defer func() {
 		if err != nil {
 			n.Close()
+			n.first.undo(cfg.RootPath)
 		}
 	}()
+	if _, err := os.Stat(cfg.RootPath); errors.Is(err, os.ErrNotExist) {
+		n.first.rootMade = true
+	}
 	if err := os.MkdirAll(cfg.RootPath, 0o700); err != nil {
 		return nil, fmt.Errorf("create rootPath: %w", err)
+	}
+	if created, err := cfg.claimRootPath(); err != nil {
+		return nil, err
+	} else if created {
+		n.first.made = append(n.first.made, filepath.Join(cfg.RootPath, nodeNameFile))
 	}
 	if err := n.loadSecrets(o.Stdout); err != nil {
 		return nil, err
@@ -304,6 +318,8 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		zap.String("root_path", cfg.RootPath),
 		zap.Bool("clustering_enabled", cfg.Clustering.Enabled),
 		zap.String("issuer", events.IssuerID(n.issuerKey.Public().(ed25519.PublicKey))))
+	n.first.print(o.Stdout, p)
+	n.up.Store(true)
 	return n, nil
 }
 
@@ -332,11 +348,13 @@ func (n *Node) loadSecrets(stdout io.Writer) error {
 			if err := os.WriteFile(path, []byte(n.password+"\n"), 0o600); err != nil {
 				return fmt.Errorf("save generated cluster password: %w", err)
 			}
-			if stdout != nil {
-				fmt.Fprintf(stdout, "Generated a cluster password (kept in %s). Save a nats CLI context for this node with:\n"+
+			n.first.made = append(n.first.made, path)
+			// Printed once the node has started, with the port it bound.
+			n.first.hints = append(n.first.hints, func(w io.Writer, p topology.Ports) {
+				fmt.Fprintf(w, "Generated a cluster password (kept in %s). Save a nats CLI context for this node with:\n"+
 					"  nats context save %s --server nats://127.0.0.1:%d --user %s --password %s --select\n",
-					path, cfg.Clustering.NodeName, cfg.Clustering.LeafServer.Network.Port, cfg.Clustering.User, n.password)
-			}
+					path, cfg.Clustering.NodeName, p.LeafClient, cfg.Clustering.User, n.password)
+			})
 		default:
 			return fmt.Errorf("read cluster password: %w", err)
 		}
@@ -350,6 +368,7 @@ func (n *Node) loadSecrets(stdout io.Writer) error {
 		return err
 	}
 	if created {
+		n.first.made = append(n.first.made, keyFile)
 		n.log.Info("generated issuer key", zap.String("file", keyFile), zap.String("issuer", events.IssuerID(k.Public().(ed25519.PublicKey))))
 	}
 	n.issuerKey = k
@@ -461,6 +480,9 @@ func (n *Node) LeafURL() string {
 func (n *Node) Ready() (bool, string) {
 	if n.closing.Load() {
 		return false, "shutting down"
+	}
+	if !n.up.Load() {
+		return false, "starting"
 	}
 	select {
 	case <-n.routeLoop.Converged():
@@ -587,7 +609,9 @@ func (n *Node) Close() error {
 		if n.Store != nil {
 			n.closeErr = n.Store.Close()
 		}
-		n.log.Info("node stopped")
+		if n.up.Load() {
+			n.log.Info("node stopped") // only a node that started stops
+		}
 	})
 	return n.closeErr
 }

@@ -92,7 +92,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	<-ctx.Done()
-	log.Info("shutting down", zap.String("reason", "signal"))
+	log.Info("shutting down", zap.String("node", cfg.Clustering.NodeName), zap.String("reason", "signal"))
 	return n.Close()
 }
 
