@@ -100,8 +100,11 @@ func (o *Ops) nodeNameCheck(label string, v any) []string {
 	if s == "" {
 		return nil
 	}
-	if nameToken(label, v) != nil {
-		return []string{label + " invalid, must not contain ., * or >"}
+	if len(s) > MaxNameLen { // reported by the schema
+		return nil
+	}
+	if p := storage.NameProblem(s); p != "" {
+		return []string{label + " invalid, " + p}
 	}
 	if s == o.NodeName {
 		return []string{label + " cannot be this nodes name"}

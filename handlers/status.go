@@ -159,7 +159,7 @@ func (o *Ops) connectionStatus(ctx context.Context, n storage.Node, peerRepl top
 	var positions map[storage.TableKey]topology.TablePosition
 	var posErr error
 	if o.Repl != nil {
-		positions, posErr = o.Repl.Positions(ctx, n)
+		positions, posErr = o.Repl.Positions(ctx, replicable(n))
 	} else {
 		posErr = errors.New("replication is not running")
 	}
@@ -169,6 +169,11 @@ func (o *Ops) connectionStatus(ctx context.Context, n storage.Node, peerRepl top
 		ss := SubscriptionStatus{SubscriptionOut: subscriptionOut(s), Converged: true}
 		if !s.Subscribe {
 			ss.Lag = new(uint64)
+			c.Subscriptions[i] = ss
+			continue
+		}
+		if msg := badNameError(n.Name, s.Key()); msg != "" {
+			ss.Converged, ss.LastError = false, msg
 			c.Subscriptions[i] = ss
 			continue
 		}

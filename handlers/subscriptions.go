@@ -11,12 +11,22 @@ import (
 // transaction stream, so no table may live in it.
 const ReservedDatabase = "_clusterd"
 
+// nameToken applies storage.NameProblem, the one rule for names that become
+// subject tokens, to a database or table name. Dots, wildcards and
+// whitespace keep the message clients already know.
 func nameToken(label string, v any) []string {
 	s, _ := v.(string)
-	if s != "" && strings.ContainsAny(s, ".*> \t\r\n") {
+	if s == "" || len(s) > MaxNameLen { // reported by the schema
+		return nil
+	}
+	p := storage.NameProblem(s)
+	switch {
+	case p == "":
+		return nil
+	case strings.HasPrefix(p, "must not contain ., * or >"), strings.HasPrefix(p, "must not contain whitespace"):
 		return []string{label + " invalid, must not contain ., *, > or whitespace"}
 	}
-	return nil
+	return []string{label + " invalid, " + p}
 }
 
 func databaseToken(label string, v any) []string {
@@ -31,7 +41,7 @@ func databaseToken(label string, v any) []string {
 
 // MaxNameLen bounds database, table and node names: they become NATS
 // subject tokens and storage keys.
-const MaxNameLen = 250
+const MaxNameLen = storage.MaxNameLen
 
 var subscriptionSchema = Schema{
 	{Name: "database", Kind: kString, NonEmpty: true, MaxLen: MaxNameLen, Check: databaseToken},

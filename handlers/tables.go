@@ -56,6 +56,9 @@ type TableDescription struct {
 	Messages      uint64 `json:"messages"`
 	FirstSeq      uint64 `json:"first_seq"`
 	LastSeq       uint64 `json:"last_seq"`
+	// Error says why the table is not served as it should be (a name
+	// stored before names were checked).
+	Error string `json:"error,omitempty"`
 }
 
 // DescribeAll lists this node's tables by database with their stream figures.
@@ -84,6 +87,11 @@ func (o *Ops) DescribeAll(ctx context.Context, _ events.Caller, body []byte) (an
 		out[k.Database][k.Table] = TableDescription{
 			Stream: o.Txn.Name(), FilterSubject: o.Txn.TableFilter(k),
 			Messages: st.Messages, FirstSeq: st.FirstSeq, LastSeq: st.LastSeq,
+		}
+		if p := storage.TableNameProblem(k); p != "" {
+			d := out[k.Database][k.Table]
+			d.Error = "not replicated: " + p + " (stored before names were checked)"
+			out[k.Database][k.Table] = d
 		}
 	}
 	return out, nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/clusterd/clusterd/storage"
 	"gopkg.in/yaml.v3"
 )
 
@@ -300,6 +301,8 @@ func (c Config) Validate() error {
 		problems = append(problems, "clustering.nodeName is required")
 	} else if strings.ContainsAny(n, " \t\r\n.,*>") {
 		problems = append(problems, fmt.Sprintf("clustering.nodeName %q must not contain whitespace, '.', ',', '*' or '>'", n))
+	} else if p := storage.NameProblem(n); p != "" {
+		problems = append(problems, fmt.Sprintf("clustering.nodeName %q %s", n, p))
 	}
 	if c.RootPath == "" {
 		problems = append(problems, "rootPath is required")

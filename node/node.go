@@ -123,6 +123,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	if err := n.seedRoutes(); err != nil {
 		return nil, err
 	}
+	n.reportBadNames()
 	serverTLS, clientTLS, err := loadTLS(cfg.Clustering.TLS)
 	if err != nil {
 		return nil, err

@@ -468,7 +468,7 @@ func (r *ReplicationReconciler) desired() (map[string]map[storage.TableKey]wante
 	out := map[string]map[storage.TableKey]wanted{}
 	for _, n := range nodes {
 		for _, s := range n.Subscriptions {
-			if !s.Subscribe {
+			if !s.Subscribe || !validName(n.Name, s.Key()) {
 				continue
 			}
 			w := wanted{Start: n.Added, Epoch: s.Epoch, Floor: floors[n.Name][s.Key()]}
@@ -562,8 +562,8 @@ func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 			resourced = append(resourced, resourcedTable{peer, k, want[peer][k].Epoch})
 		}
 	}
-	all := append(append([]sourceGroup{}, plan.Keep...), added...)
-	if err := r.Stream.SetSources(ctx, sources(all)); err != nil {
+	all, err := r.setSourcesIsolating(ctx, plan.Keep, added, peerErrs)
+	if err != nil {
 		return true, err
 	}
 	for _, x := range resourced {
