@@ -18,10 +18,13 @@ type Broadcaster interface {
 }
 
 var clusterNetworkSchema = Schema{
-	{Name: "timeout", Kind: kNumber, Min: ptr(1)},
+	{Name: "timeout", Kind: kNumber, Min: ptr(1), Max: ptr(MaxNetworkTimeoutMS)},
 	{Name: "connected_nodes", Kind: kBool},
 	{Name: "routes", Kind: kBool},
 }
+
+// MaxNetworkTimeoutMS bounds cluster_network's timeout (ms): one minute.
+const MaxNetworkTimeoutMS = 60000
 
 // DefaultNetworkTimeout is how long cluster_network waits for nodes by default.
 const DefaultNetworkTimeout = 2 * time.Second

@@ -12,8 +12,8 @@ import (
 )
 
 var purgeOptionsSchema = Schema{
-	{Name: "keep", Kind: kNumber, Integer: true, Min: ptr(0)},
-	{Name: "seq", Kind: kNumber, Integer: true, Min: ptr(0)},
+	{Name: "keep", Kind: kNumber, Integer: true, Min: ptr(0), Max: ptr(MaxSafeInteger)},
+	{Name: "seq", Kind: kNumber, Integer: true, Min: ptr(0), Max: ptr(MaxSafeInteger)},
 	{Name: "filter", Kind: kString, NonEmpty: true, MaxLen: 4 + 3*MaxNameLen + 3},
 }
 

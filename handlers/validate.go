@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -46,6 +47,10 @@ type Field struct {
 	// Check adds problems a rule table cannot express; path is the quoted label.
 	Check func(path string, v any) []string
 }
+
+// MaxSafeInteger is the largest integer every JSON client (JavaScript's
+// Number included) reads exactly: the bound of counts and sequences.
+const MaxSafeInteger = 1<<53 - 1
 
 // Schema is the list of fields of an object.
 type Schema []Field
@@ -147,6 +152,18 @@ func (f Field) check(label, path string, v any) (any, []string) {
 			return v, []string{label + " must be a number"}
 		}
 		v = n
+		if math.IsInf(n, 0) {
+			// Out of float64's range: only the range can be reported, and
+			// the value must not travel on (JSON cannot carry ±Inf).
+			v = nil
+			if n > 0 && f.Max != nil {
+				return v, []string{fmt.Sprintf("%s must be less than or equal to %s", label, fmtNum(*f.Max))}
+			}
+			if n < 0 && f.Min != nil {
+				return v, []string{fmt.Sprintf("%s must be greater than or equal to %s", label, fmtNum(*f.Min))}
+			}
+			return v, []string{label + " must be a number"}
+		}
 		if f.Integer && n != math.Trunc(n) {
 			problems = append(problems, label+" must be an integer")
 		}
@@ -211,8 +228,13 @@ func fmtNum(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 func toNumber(v any) (float64, bool) {
 	switch t := v.(type) {
 	case json.Number:
-		f, err := t.Float64()
-		return f, err == nil
+		// A number beyond float64 (1e400) is still a number: ParseFloat
+		// gives ±Inf with a range error, and the field's range refuses it.
+		f, err := strconv.ParseFloat(string(t), 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			return 0, false
+		}
+		return f, !math.IsNaN(f)
 	case float64:
 		return t, true
 	case string:
@@ -221,8 +243,8 @@ func toNumber(v any) (float64, bool) {
 			return 0, false
 		}
 		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return 0, false
+		if (err != nil && !errors.Is(err, strconv.ErrRange)) || math.IsNaN(f) || (math.IsInf(f, 0) && err == nil) {
+			return 0, false // "Infinity", "NaN" are words, not numbers
 		}
 		return f, true
 	}
@@ -311,7 +333,14 @@ func remarshal(obj any, out any) error {
 		return fmt.Errorf("re-encode request: %w", err)
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return events.Errorf(400, "Invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+		// The schema has checked every field, so this is a value the
+		// schema's range lets through but the request's type cannot hold.
+		// Say which field, never the Go type.
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return events.Errorf(400, "'%s' is out of range", te.Field)
+		}
+		return events.Errorf(400, "Invalid JSON body: a value does not fit its field")
 	}
 	return nil
 }
