@@ -64,6 +64,7 @@ func (c Config) Check() error {
 			problems = append(problems, err.Error())
 		}
 	}
+	problems = append(problems, c.checkStartInputs()...)
 	if len(problems) > 0 {
 		return errors.New("invalid configuration: " + strings.Join(problems, "; "))
 	}

@@ -176,7 +176,7 @@ func Load(path string, env []string) (Config, error) {
 		}
 		// Type-check the file as written, so problems name its own lines.
 		if err := decodeStrict(b, &Config{}); err != nil {
-			return cfg, fmt.Errorf("config %s: %w", path, yamlProblems(err, true))
+			return cfg, fmt.Errorf("config %s: %w", path, describeYAML(b, err, true))
 		}
 	}
 	if err := applyEnv(tree, env); err != nil {
@@ -187,7 +187,7 @@ func Load(path string, env []string) (Config, error) {
 		return cfg, err
 	}
 	if err := decodeStrict(b, &cfg); err != nil {
-		return cfg, fmt.Errorf("config: %w", yamlProblems(err, false))
+		return cfg, fmt.Errorf("config: %w", describeYAML(b, err, false))
 	}
 	return cfg, cfg.Validate()
 }
@@ -200,25 +200,6 @@ func decodeStrict(b []byte, out *Config) error {
 		return err
 	}
 	return nil
-}
-
-// yamlProblems flattens a yaml.v3 error into one line, dropping "line N"
-// when the YAML was generated (and its lines mean nothing to the user).
-func yamlProblems(err error, keepLines bool) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return err
-	}
-	msgs := make([]string, len(te.Errors))
-	for i, m := range te.Errors {
-		if !keepLines {
-			if _, rest, ok := strings.Cut(m, ": "); ok && strings.HasPrefix(m, "line ") {
-				m = rest
-			}
-		}
-		msgs[i] = m
-	}
-	return errors.New(strings.Join(msgs, "; "))
 }
 
 // envKeys maps upper-cased key paths (CLUSTERING_HUBSERVER_NETWORK_PORT) to
@@ -271,7 +252,7 @@ func applyEnv(tree map[string]any, env []string) error {
 		setPath(one, path, val)
 		if b, err := yaml.Marshal(one); err == nil {
 			if err := decodeStrict(b, &Config{}); err != nil {
-				return fmt.Errorf("environment %s: %w", k, yamlProblems(err, false))
+				return fmt.Errorf("environment %s: %w", k, describeYAML(b, err, false))
 			}
 		}
 		setPath(tree, path, val)

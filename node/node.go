@@ -79,7 +79,8 @@ type Options struct {
 
 // Start brings a node up. On error everything started so far is stopped.
 func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
-	if err := cfg.Validate(); err != nil {
+	// The same checks as `clusterd config check`.
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	if err := cfg.checkPortsFree(); err != nil {

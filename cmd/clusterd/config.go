@@ -37,7 +37,7 @@ func configCmd(args []string, stdout, stderr io.Writer) error {
 	if err := cfg.Check(); err != nil {
 		return err
 	}
-	out, err := cfg.Redacted().YAML()
+	out, err := cfg.Redacted().Effective().YAML()
 	if err != nil {
 		return err
 	}

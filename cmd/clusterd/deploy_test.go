@@ -288,7 +288,7 @@ func TestShippedConfigsPassConfigCheck(t *testing.T) {
 				t.Fatalf("the printed configuration does not load: %v\n%s", err, out)
 			}
 			gotY, _ := got.YAML()
-			wantY, _ := want.Redacted().YAML()
+			wantY, _ := want.Redacted().Effective().YAML()
 			if string(gotY) != string(wantY) {
 				t.Fatalf("printed configuration differs from the effective one:\n got %s\nwant %s", gotY, wantY)
 			}
