@@ -36,7 +36,7 @@ func (r *runner) startNode(name string, routeTo *member) (*member, error) {
 	cfg.RootPath = filepath.Join(r.dir, "nodes", strconv.FormatInt(nodeSeq.Add(1), 10)+"-"+name)
 	cfg.Clustering.NodeName = name
 	cfg.Clustering.Password = benchPassword
-	cfg.OperationsAPI.Network = node.Network{Host: "127.0.0.1", Port: 0}
+	cfg.OperationsAPI.Network.Host, cfg.OperationsAPI.Network.Port = "127.0.0.1", 0
 	cfg.Clustering.HubServer.Network = node.Network{Host: "127.0.0.1", Port: 0}
 	cfg.Clustering.HubServer.LeafNodes.Network.Port = 0
 	cfg.Clustering.HubServer.Cluster.Network.Port = 0

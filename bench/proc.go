@@ -172,7 +172,7 @@ func procConfig(dir, name, issuerKey string, timeout time.Duration) (node.Config
 	if err != nil {
 		return cfg, err
 	}
-	cfg.OperationsAPI.Network = node.Network{Host: "127.0.0.1", Port: p[0]}
+	cfg.OperationsAPI.Network.Host, cfg.OperationsAPI.Network.Port = "127.0.0.1", p[0]
 	cfg.Clustering.HubServer.Network = node.Network{Host: "127.0.0.1", Port: p[1]}
 	cfg.Clustering.HubServer.LeafNodes.Network.Port = p[2]
 	cfg.Clustering.HubServer.Cluster.Network.Port = p[3]

@@ -36,7 +36,24 @@ type RouteConfig struct {
 }
 
 type OperationsAPI struct {
-	Network Network `yaml:"network"`
+	Network OpsNetwork `yaml:"network"`
+}
+
+// OpsNetwork is the operations API's listener and its limits (see
+// node/http_limits.go): slow or hostile HTTP clients must never take the
+// file descriptors the NATS listeners need.
+type OpsNetwork struct {
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	// MaxConnections bounds open HTTP connections (further ones wait in
+	// the kernel's backlog); it is also capped at a quarter of the process'
+	// file descriptor limit.
+	MaxConnections int `yaml:"maxConnections"`
+	// HeadersTimeout bounds reading a request's headers, Timeout the whole
+	// request (headers and body), KeepAliveTimeout an idle connection.
+	HeadersTimeout   time.Duration `yaml:"headersTimeout"`
+	Timeout          time.Duration `yaml:"timeout"`
+	KeepAliveTimeout time.Duration `yaml:"keepAliveTimeout"`
 }
 
 type Auth struct {
@@ -128,9 +145,10 @@ func Default() Config {
 		name = "node1"
 	}
 	return Config{
-		RootPath:      "./clusterd-data",
-		OperationsAPI: OperationsAPI{Network: Network{Host: "127.0.0.1", Port: 9925}},
-		Logging:       Logging{Level: "info", Format: "json"},
+		RootPath: "./clusterd-data",
+		OperationsAPI: OperationsAPI{Network: OpsNetwork{Host: "127.0.0.1", Port: 9925,
+			MaxConnections: 1000, HeadersTimeout: 5 * time.Second, Timeout: 10 * time.Second, KeepAliveTimeout: 5 * time.Second}},
+		Logging: Logging{Level: "info", Format: "json"},
 		Clustering: Clustering{
 			Enabled:  true,
 			NodeName: name,
@@ -325,6 +343,7 @@ func (c Config) Validate() error {
 	if (t.Certificate == "") != (t.PrivateKey == "") {
 		problems = append(problems, "clustering.tls.certificate and clustering.tls.privateKey go together")
 	}
+	problems = append(problems, c.OperationsAPI.Network.problems()...)
 	if c.Clustering.RequestTimeout < 0 {
 		problems = append(problems, "clustering.requestTimeout must not be negative")
 	}

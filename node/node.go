@@ -441,13 +441,12 @@ func (n *Node) startHTTP() error {
 	if err != nil {
 		return fmt.Errorf("operations API listener: %w", err)
 	}
+	lim := effectiveHTTPLimits(a, raiseFDLimit())
+	n.log.Info("operations API limits", zap.Int("max_connections", lim.MaxConnections), zap.Uint64("fd_limit", lim.FDLimit),
+		zap.Duration("headers_timeout", lim.HeadersTimeout), zap.Duration("timeout", lim.Timeout), zap.Duration("keep_alive_timeout", lim.KeepAliveTimeout))
 	n.httpLn = ln
-	n.httpSrv = &http.Server{
-		Handler:           events.HTTPHandler(n.dispatcher, n.Metrics, n),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
+	ln = limitListen(ln, newConnBudget(lim.MaxConnections))
+	n.httpSrv = newHTTPServer(events.HTTPHandler(n.dispatcher, n.Metrics, n), lim)
 	go func() {
 		if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("operations API stopped", zap.Error(err))

@@ -182,7 +182,7 @@ func nodeConfig(dir, name, password string, base, i int) node.Config {
 		}
 		return base + 10*i + k
 	}
-	cfg.OperationsAPI.Network = node.Network{Host: "127.0.0.1", Port: port(0)}
+	cfg.OperationsAPI.Network.Host, cfg.OperationsAPI.Network.Port = "127.0.0.1", port(0)
 	cfg.Clustering.HubServer.Network = node.Network{Host: "127.0.0.1", Port: port(1)}
 	cfg.Clustering.HubServer.LeafNodes.Network.Port = port(2)
 	cfg.Clustering.HubServer.Cluster.Network.Port = port(3)

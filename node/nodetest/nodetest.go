@@ -28,7 +28,7 @@ func Config(t testing.TB, name string) node.Config {
 	cfg.RootPath = t.TempDir()
 	cfg.Clustering.NodeName = name
 	cfg.Clustering.Password = Password
-	cfg.OperationsAPI.Network = node.Network{Host: "127.0.0.1", Port: 0}
+	cfg.OperationsAPI.Network.Host, cfg.OperationsAPI.Network.Port = "127.0.0.1", 0
 	cfg.Clustering.HubServer.Network = node.Network{Host: "127.0.0.1", Port: 0}
 	cfg.Clustering.HubServer.LeafNodes.Network.Port = 0
 	cfg.Clustering.HubServer.Cluster.Network.Port = 0

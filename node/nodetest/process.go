@@ -56,6 +56,25 @@ type Proc struct {
 	t       testing.TB
 	cmd     *exec.Cmd
 	done    chan error
+	fdLimit int
+}
+
+// StartProcFDLimit is StartProc with the process' file descriptor limit
+// (soft and hard) set to fdLimit.
+func StartProcFDLimit(t testing.TB, cfg node.Config, fdLimit int) *Proc {
+	t.Helper()
+	p := &Proc{Cfg: cfg, t: t, LogPath: filepath.Join(cfg.RootPath, "..", cfg.Clustering.NodeName+".log"), fdLimit: fdLimit}
+	p.start()
+	t.Cleanup(func() { p.Kill() })
+	return p
+}
+
+// Pid is the running process' id.
+func (p *Proc) Pid() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
 }
 
 // StartProc writes cfg to a file and runs the binary on it until the node is
@@ -84,6 +103,10 @@ func (p *Proc) start() {
 		t.Fatal(err)
 	}
 	p.cmd = exec.Command(Binary(t), "--config", cfgFile)
+	if p.fdLimit > 0 {
+		// ulimit -n sets the soft and the hard limit: the node cannot raise it.
+		p.cmd = exec.Command("sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, p.fdLimit), Binary(t), "--config", cfgFile)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.Env = append(os.Environ()[:0:0], "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
 	if err := p.cmd.Start(); err != nil {
