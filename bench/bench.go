@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/clusterd/clusterd/auth"
 	"github.com/clusterd/clusterd/events"
 )
 
@@ -129,7 +130,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer os.RemoveAll(dir)
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	tok, err := events.Mint(key, "admin", events.SuperUser, time.Hour)
+	tok, err := auth.Mint(key, "admin", events.SuperUser, time.Hour)
 	if err != nil {
 		return nil, err
 	}

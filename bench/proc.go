@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/auth"
 	"github.com/clusterd/clusterd/node"
 	"github.com/clusterd/clusterd/topology"
 	"github.com/nats-io/nats.go"
@@ -262,6 +262,6 @@ func (p *proc) conn() (*nats.Conn, error) {
 }
 
 func issuerKey(path string) (ed25519.PrivateKey, error) {
-	k, _, err := events.LoadOrCreateIssuerKey(path)
+	k, _, err := auth.LoadOrCreateIssuerKey(path)
 	return k, err
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clusterd/clusterd/auth"
 	"github.com/clusterd/clusterd/events"
 	"github.com/clusterd/clusterd/node"
 	"github.com/clusterd/clusterd/storage"
@@ -402,7 +403,7 @@ func (r *runner) clusterdProcs() error {
 	if err != nil {
 		return err
 	}
-	tok, err := events.Mint(key, "admin", events.SuperUser, time.Hour)
+	tok, err := auth.Mint(key, "admin", events.SuperUser, time.Hour)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/auth"
 	"github.com/nats-io/nats.go"
 )
 
@@ -78,7 +78,7 @@ func WithTokenSource(src TokenSource) Option { return func(c *Client) { c.token 
 // valid for ttl. A token is reused until less than a quarter of its lifetime
 // is left, then replaced.
 func WithIssuerKey(key ed25519.PrivateKey, user, role string, ttl time.Duration) Option {
-	m := &minter{ttl: ttl, now: time.Now, mint: func() (string, error) { return events.Mint(key, user, role, ttl) }}
+	m := &minter{ttl: ttl, now: time.Now, mint: func() (string, error) { return auth.Mint(key, user, role, ttl) }}
 	return WithTokenSource(m.token)
 }
 

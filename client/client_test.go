@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterd/clusterd/auth"
 	"github.com/clusterd/clusterd/client"
 	"github.com/clusterd/clusterd/node"
 	"github.com/clusterd/clusterd/node/nodetest"
@@ -326,12 +327,12 @@ func TestErrors(t *testing.T) {
 	nc := nodetest.Connect(t, n)
 
 	_, err := client.New(nc).GetRoutes(ctx)
-	statusOf(t, err, 401, "Unauthorized: missing Authorization header")
+	statusOf(t, err, 401, "Must login")
 	_, err = client.New(nc, client.WithToken("not-a-jwt")).GetRoutes(ctx)
-	statusOf(t, err, 401, "Unauthorized: token is malformed")
-	_, foreign, _ := ed25519.GenerateKey(rand.Reader)
+	statusOf(t, err, 401, "Unauthorized: token is malformed (expected a signed JWT: header.payload.signature)")
+	foreignPub, foreign, _ := ed25519.GenerateKey(rand.Reader)
 	_, err = client.New(nc, client.WithIssuerKey(foreign, "admin", "super_user", time.Hour)).GetRoutes(ctx)
-	statusOf(t, err, 401, "Unauthorized: token issuer is not trusted")
+	statusOf(t, err, 401, "Unauthorized: token issuer "+auth.IssuerID(foreignPub)+" is not trusted (trusted: "+auth.IssuerID(n.IssuerKey().Public().(ed25519.PublicKey))+")")
 
 	tok, err := n.Token("bob", "cluster_user", time.Hour)
 	if err != nil {

@@ -189,7 +189,7 @@ func ExampleError() {
 	// Output:
 	// 400 'subscriptions' is required
 	// 403 [Operation 'getRoutes' is restricted to 'super_user' roles]
-	// 401 clusterd cluster_get_routes: 401 Unauthorized: missing Authorization header
+	// 401 clusterd cluster_get_routes: 401 Must login
 }
 
 // One connection reaches every node of the mesh by name.

@@ -165,13 +165,17 @@ func literalParts(e ast.Expr, format bool) ([]string, bool) {
 	return nil, false
 }
 
+// tokenReasonFuncs are the verifier's functions whose errors become
+// "Unauthorized: <reason>".
+var tokenReasonFuncs = map[string]bool{"verify": true, "Verify": true, "usableAt": true, "checkAudience": true, "numericDate": true}
+
 // sourceMessages collects the error messages users can receive: every
 // Errorf/Wrap status error, every Error{Message: …}, the validation problems
 // built with Sprintf("'…"), and the token refusal reasons.
 func sourceMessages(t *testing.T) []message {
 	t.Helper()
 	var out []message
-	for _, dir := range []string{"../handlers", "../events"} {
+	for _, dir := range []string{"../handlers", "../events", "../auth"} {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 		for _, file := range files {
 			if strings.HasSuffix(file, "_test.go") {
@@ -199,21 +203,21 @@ func sourceMessages(t *testing.T) []message {
 				case *ast.FuncDecl:
 					fn = v.Name.Name
 				case *ast.ReturnStmt:
-					// Token refusal reasons: what Verify and describeJWTError
-					// return as the caller's error (not the key lookup's).
-					if fn != "Verify" && fn != "describeJWTError" || len(v.Results) == 0 {
+					// Token refusal reasons: what the verifier's functions
+					// return as errors (auth/token.go).
+					if dir != "../auth" || !tokenReasonFuncs[fn] || len(v.Results) == 0 {
 						return true
 					}
 					last, ok := v.Results[len(v.Results)-1].(*ast.CallExpr)
-					if !ok || !isSel(last.Fun, "errors", "New") {
+					if !ok {
 						return true
 					}
-					if len(v.Results) == 2 {
-						if cl, ok := v.Results[0].(*ast.CompositeLit); !ok || !isIdent(cl.Type, "Caller") {
-							return true
-						}
+					switch {
+					case isSel(last.Fun, "errors", "New"):
+						add(v, last.Args[0], false)
+					case isSel(last.Fun, "fmt", "Errorf"):
+						add(v, last.Args[0], true)
 					}
-					add(v, last.Args[0], false)
 				case *ast.CallExpr:
 					name := ""
 					switch fun := v.Fun.(type) {
@@ -226,6 +230,8 @@ func sourceMessages(t *testing.T) []message {
 						name = fun.Name
 					}
 					switch {
+					case name == "refuse" && len(v.Args) == 2: // auth's 401/429 refusals
+						add(v, v.Args[1], false)
 					case name == "Errorf" && len(v.Args) >= 2:
 						add(v, v.Args[1], true)
 					case name == "Wrap" && len(v.Args) == 3:

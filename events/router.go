@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/clusterd/clusterd/auth"
 	"github.com/nats-io/nuid"
 	"go.uber.org/zap"
 )
@@ -23,13 +24,27 @@ type Operation struct {
 	Handler string
 	// Mutating operations are logged at info; reads at debug.
 	Mutating bool
+	// Access says who may run it: super_user (the default), any
+	// authenticated user, or anyone (the token operations check credentials
+	// themselves).
+	Access Access
 	// Run executes the operation for an authorized caller. body is the raw
 	// JSON request; the returned value is marshalled as the reply.
 	Run func(ctx context.Context, caller Caller, body []byte) (any, error)
 }
 
-// SuperUser is the only role that may run clustering operations.
-const SuperUser = "super_user"
+// Access is who may run an operation.
+type Access int
+
+const (
+	// SuperUserOnly: a caller whose role grants super_user (403 otherwise).
+	SuperUserOnly Access = iota
+	// AnyUser: any authenticated caller (user_info).
+	AnyUser
+	// Public: no credentials needed (create_authentication_tokens,
+	// refresh_operation_token); a caller, when there is one, is not checked.
+	Public
+)
 
 // Request is one operation request as a transport adapter received it.
 type Request struct {
@@ -58,20 +73,20 @@ type exchange struct {
 
 // Dispatcher feeds requests into a Watermill router and answers them.
 type Dispatcher struct {
-	ops      map[string]*Operation
-	verifier *Verifier
-	log      *zap.Logger
-	metrics  *Metrics
-	router   *message.Router
-	sub      *ingress
+	ops     map[string]*Operation
+	auth    Authenticator
+	log     *zap.Logger
+	metrics *Metrics
+	router  *message.Router
+	sub     *ingress
 
 	mu      sync.RWMutex
 	closing bool
 }
 
 // NewDispatcher builds the router; call Run to start it.
-func NewDispatcher(ops []Operation, verifier *Verifier, metrics *Metrics, log *zap.Logger) (*Dispatcher, error) {
-	d := &Dispatcher{ops: map[string]*Operation{}, verifier: verifier, log: log, metrics: metrics, sub: newIngress()}
+func NewDispatcher(ops []Operation, authn Authenticator, metrics *Metrics, log *zap.Logger) (*Dispatcher, error) {
+	d := &Dispatcher{ops: map[string]*Operation{}, auth: authn, log: log, metrics: metrics, sub: newIngress()}
 	for i := range ops {
 		d.ops[ops[i].Name] = &ops[i]
 	}
@@ -222,22 +237,32 @@ func (d *Dispatcher) metricsMiddleware(h message.HandlerFunc) message.HandlerFun
 	}
 }
 
-// authMiddleware: 401 for a bad token, 400 for an unknown operation, 403 for
-// a role other than super_user — in that order, before any validation.
+// authMiddleware: 401 for missing or bad credentials (429 while a user's
+// failed logins are slowed down), 400 for an unknown operation, 403 for a
+// role without super_user on a super_user operation — in that order, before
+// any validation. Public operations skip the credential check.
 func (d *Dispatcher) authMiddleware(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		ex := exchangeOf(msg)
-		caller, err := d.verifier.Verify(ex.req.Authorization)
+		op, known := d.ops[ex.req.Op]
+		if known && op.Access == Public {
+			ex.op = op
+			return h(msg)
+		}
+		caller, err := d.auth.Authenticate(ex.req.Authorization)
 		if err != nil {
-			return nil, Errorf(401, "Unauthorized: %s", err.Error())
+			var r *auth.Refusal
+			if errors.As(err, &r) {
+				return nil, Errorf(r.Status, "%s", r.Message)
+			}
+			return nil, Wrap(500, err, "Unable to check credentials: "+err.Error())
 		}
 		ex.caller = caller
-		op, ok := d.ops[ex.req.Op]
-		if !ok {
+		if !known {
 			return nil, Errorf(400, "Operation '%s' not found", ex.req.Op)
 		}
 		ex.op = op
-		if caller.Role != SuperUser {
+		if op.Access == SuperUserOnly && !caller.Super {
 			return nil, &Error{Status: 403,
 				Message: "This operation is not authorized due to role restrictions and/or invalid database items",
 				Extra: map[string]any{

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterd/clusterd/auth"
 	"go.uber.org/zap"
 )
 
@@ -18,7 +19,8 @@ func newDispatcher(t testing.TB, ops ...Operation) (*Dispatcher, ed25519.Private
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := NewDispatcher(ops, NewVerifier(key.Public().(ed25519.PublicKey)), NewMetrics("test"), zap.NewNop())
+	authn := auth.NewAuthenticator(auth.NewVerifier(auth.Limits{}, key.Public().(ed25519.PublicKey)), nil)
+	d, err := NewDispatcher(ops, authn, NewMetrics("test"), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +33,7 @@ func newDispatcher(t testing.TB, ops ...Operation) (*Dispatcher, ed25519.Private
 
 func mint(t testing.TB, key ed25519.PrivateKey, role string) string {
 	t.Helper()
-	tok, err := Mint(key, "u", role, time.Minute)
+	tok, err := auth.Mint(key, "u", role, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +69,7 @@ func TestDispatcherTurnsPanicsAndErrorsIntoReplies(t *testing.T) {
 
 	// Order of checks: token, then operation, then role, then the body.
 	status, body = d.DispatchSync(ctx, Request{Op: "nope", Body: []byte(`junk`)})
-	if status != 401 || string(body) != `{"error":"Unauthorized: missing Authorization header"}` {
+	if status != 401 || string(body) != `{"error":"Must login"}` {
 		t.Fatalf("unknown op without token: %d %s", status, body)
 	}
 	status, body = d.DispatchSync(ctx, Request{Op: "nope", Body: []byte(`junk`), Authorization: mint(t, key, "cluster_user")})

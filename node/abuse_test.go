@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterd/clusterd/auth"
 	"github.com/clusterd/clusterd/events"
 	"github.com/clusterd/clusterd/node/nodetest"
 	"github.com/golang-jwt/jwt/v5"
@@ -24,7 +25,7 @@ func TestMalformedRequestFlood(t *testing.T) {
 	nc := nodetest.Connect(t, n)
 	good := nodetest.SuperUser(t, n)
 	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
-	forged, _ := events.Mint(otherKey, "admin", events.SuperUser, time.Hour)
+	forged, _ := auth.Mint(otherKey, "admin", events.SuperUser, time.Hour)
 	expired := mintExpired(t, n)
 	clusterUser, _ := n.Token("svc", "cluster_user", time.Hour)
 	rng := mrand.New(mrand.NewPCG(1, 2))
@@ -121,6 +122,6 @@ func TestMalformedRequestFlood(t *testing.T) {
 
 func mintExpired(t *testing.T, n interface{ IssuerKey() ed25519.PrivateKey }) string {
 	now := time.Now()
-	iss := events.IssuerID(n.IssuerKey().Public().(ed25519.PublicKey))
+	iss := auth.IssuerID(n.IssuerKey().Public().(ed25519.PublicKey))
 	return sign(t, jwt.SigningMethodEdDSA, n.IssuerKey(), claims(iss, "super_user", now.Add(-2*time.Hour), now.Add(-time.Hour)))
 }

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/auth"
 	"github.com/clusterd/clusterd/node/nodetest"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go"
@@ -27,7 +28,7 @@ func newKey(t *testing.T) ed25519.PrivateKey {
 }
 
 // sign signs claims with key using method, whatever iss they carry.
-func sign(t *testing.T, method jwt.SigningMethod, key any, c events.Claims) string {
+func sign(t *testing.T, method jwt.SigningMethod, key any, c jwt.MapClaims) string {
 	t.Helper()
 	s, err := jwt.NewWithClaims(method, c).SignedString(key)
 	if err != nil {
@@ -36,11 +37,23 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, c events.Claims) stri
 	return s
 }
 
-func claims(iss string, role string, iat, exp time.Time) events.Claims {
-	return events.Claims{Role: role, RegisteredClaims: jwt.RegisteredClaims{
-		Subject: "admin", Issuer: iss, Audience: jwt.ClaimStrings{events.Audience},
-		IssuedAt: jwt.NewNumericDate(iat), ExpiresAt: jwt.NewNumericDate(exp),
-	}}
+func claims(iss string, role string, iat, exp time.Time) jwt.MapClaims {
+	return jwt.MapClaims{"role": role, "sub": "admin", "iss": iss, "aud": []string{auth.Audience},
+		"iat": iat.Unix(), "exp": exp.Unix()}
+}
+
+// with returns c with key set to v (deleted when v is nil).
+func with(c jwt.MapClaims, key string, v any) jwt.MapClaims {
+	out := jwt.MapClaims{}
+	for k, x := range c {
+		out[k] = x
+	}
+	if v == nil {
+		delete(out, key)
+	} else {
+		out[key] = v
+	}
+	return out
 }
 
 // rawRequest sends body on subject with a raw Authorization header value
@@ -91,46 +104,66 @@ func httpRaw(t *testing.T, port int, auth, body string) nodetest.Reply {
 func TestUnauthorizedTokensAre401AndChangeNothing(t *testing.T) {
 	trusted := newKey(t)
 	cfg := nodetest.Config(t, "auth")
-	cfg.Auth.TrustedIssuers = []string{events.IssuerID(trusted.Public().(ed25519.PublicKey))}
+	cfg.Auth.TrustedIssuers = []string{auth.IssuerID(trusted.Public().(ed25519.PublicKey))}
 	n := nodetest.Start(t, cfg)
 	nc := nodetest.Connect(t, n)
-	nodeIss := events.IssuerID(n.IssuerKey().Public().(ed25519.PublicKey))
+	nodeIss := auth.IssuerID(n.IssuerKey().Public().(ed25519.PublicKey))
 	now := time.Now()
 
-	untrusted, err := events.Mint(newKey(t), "admin", "super_user", time.Hour)
+	untrustedKey := newKey(t)
+	untrusted, err := auth.Mint(untrustedKey, "admin", "super_user", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	noExp := claims(nodeIss, "super_user", now, now)
-	noExp.ExpiresAt = nil
-	wrongAud := claims(nodeIss, "super_user", now, now.Add(time.Hour))
-	wrongAud.Audience = jwt.ClaimStrings{"harperdb"}
-	valid := sign(t, jwt.SigningMethodEdDSA, n.IssuerKey(), claims(nodeIss, "super_user", now, now.Add(time.Hour)))
+	good := claims(nodeIss, "super_user", now, now.Add(time.Hour))
+	valid := sign(t, jwt.SigningMethodEdDSA, n.IssuerKey(), good)
 	// A genuine cluster_user token whose payload was swapped for a super_user one.
 	weak := strings.Split(sign(t, jwt.SigningMethodEdDSA, n.IssuerKey(), claims(nodeIss, "cluster_user", now, now.Add(time.Hour))), ".")
 	escalated := weak[0] + "." + strings.Split(valid, ".")[1] + "." + weak[2]
+	signed := func(c jwt.MapClaims) string { return "Bearer " + sign(t, jwt.SigningMethodEdDSA, n.IssuerKey(), c) }
+	year9999 := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC).Unix()
+	refresh, err := auth.MintToken(n.IssuerKey(), auth.Token{User: "admin", Role: "super_user", TTL: time.Hour, Kind: auth.KindRefresh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trustedList := strings.Join(sortedStrings(nodeIss, auth.IssuerID(trusted.Public().(ed25519.PublicKey))), ", ")
 
 	cases := []struct {
-		name, auth, reason string
+		name, auth, want string
 	}{
-		{"missing", "", "missing Authorization header"},
-		{"not bearer", "Basic YWRtaW46cGFzcw==", "Authorization header must be 'Bearer <token>'"},
-		{"bearer without token", "Bearer", "Authorization header must be 'Bearer <token>'"},
-		{"malformed", "Bearer not-a-jwt", "token is malformed"},
-		{"malformed segments", "Bearer a.b.c", "token is malformed"},
-		{"forged signature", "Bearer " + sign(t, jwt.SigningMethodEdDSA, newKey(t), claims(nodeIss, "super_user", now, now.Add(time.Hour))), "token signature is invalid"},
-		{"role escalated in payload", "Bearer " + escalated, "token signature is invalid"},
-		{"hmac instead of eddsa", "Bearer " + sign(t, jwt.SigningMethodHS256, []byte("secret"), claims(nodeIss, "super_user", now, now.Add(time.Hour))), "token signature is invalid"},
-		{"expired", "Bearer " + sign(t, jwt.SigningMethodEdDSA, n.IssuerKey(), claims(nodeIss, "super_user", now.Add(-2*time.Hour), now.Add(-time.Hour))), "token has expired"},
-		{"no expiry", "Bearer " + sign(t, jwt.SigningMethodEdDSA, n.IssuerKey(), noExp), "token is missing a required claim (exp)"},
-		{"wrong audience", "Bearer " + sign(t, jwt.SigningMethodEdDSA, n.IssuerKey(), wrongAud), "token audience is not clusterd"},
-		{"untrusted issuer", "Bearer " + untrusted, "token issuer is not trusted"},
+		{"missing", "", "Must login"},
+		{"basic, no such user", "Basic YWRtaW46cGFzcw==", "Login failed"},
+		{"basic, not base64", "Basic !!!", "Login failed"},
+		{"unknown scheme", "Digest abc", "Unauthorized: Authorization header must be 'Basic <base64 user:password>' or 'Bearer <token>'"},
+		{"bearer without token", "Bearer", "Unauthorized: token is empty"},
+		{"malformed", "Bearer not-a-jwt", "Unauthorized: token is malformed (expected a signed JWT: header.payload.signature)"},
+		{"malformed segments", "Bearer a.b.c", "Unauthorized: token is malformed (expected a signed JWT: header.payload.signature)"},
+		{"forged signature", "Bearer " + sign(t, jwt.SigningMethodEdDSA, newKey(t), good), "Unauthorized: token signature is invalid"},
+		{"role escalated in payload", "Bearer " + escalated, "Unauthorized: token signature is invalid"},
+		{"hmac instead of eddsa", "Bearer " + sign(t, jwt.SigningMethodHS256, []byte("secret"), good), `Unauthorized: token must be signed with EdDSA (Ed25519), not "HS256"`},
+		{"expired", signed(claims(nodeIss, "super_user", now.Add(-2*time.Hour), now.Add(-time.Hour))), "Unauthorized: token has expired"},
+		{"not valid yet", signed(with(good, "nbf", now.Add(10*time.Minute).Unix())), "Unauthorized: token is not valid yet (nbf)"},
+		{"no expiry", signed(with(good, "exp", nil)), "Unauthorized: token has no exp"},
+		{"no iat", signed(with(good, "iat", nil)), "Unauthorized: token has no iat"},
+		{"exp a string", signed(with(good, "exp", fmt.Sprint(now.Add(time.Hour).Unix()))), "Unauthorized: token exp must be a number of seconds since 1970, not a string"},
+		{"iat a string", signed(with(good, "iat", fmt.Sprint(now.Unix()))), "Unauthorized: token iat must be a number of seconds since 1970, not a string"},
+		{"nbf a boolean", signed(with(good, "nbf", true)), "Unauthorized: token nbf must be a number of seconds since 1970, not a boolean"},
+		{"exp in year 9999", signed(with(good, "exp", year9999)), fmt.Sprintf("Unauthorized: token lives %d days (exp - iat), longer than auth.maxTokenTTL (24h0m0s)", (year9999-now.Unix())/86400)},
+		{"lives 720h", signed(claims(nodeIss, "super_user", now, now.Add(720*time.Hour))), "Unauthorized: token lives 720h0m0s (exp - iat), longer than auth.maxTokenTTL (24h0m0s)"},
+		{"future iat", signed(claims(nodeIss, "super_user", now.Add(time.Hour), now.Add(2*time.Hour))), "Unauthorized: token was issued in the future (iat " + now.Add(time.Hour).UTC().Format(time.RFC3339) + " is 1h0m0s ahead of this node's clock)"},
+		{"no audience", signed(with(good, "aud", nil)), `Unauthorized: token has no audience (aud); clusterd tokens carry aud "clusterd"`},
+		{"wrong audience", signed(with(good, "aud", []string{"harperdb"})), `Unauthorized: token audience "harperdb" does not include "clusterd"`},
+		{"no issuer", signed(with(good, "iss", nil)), "Unauthorized: token has no issuer (iss)"},
+		{"untrusted issuer", "Bearer " + untrusted, "Unauthorized: token issuer " + auth.IssuerID(untrustedKey.Public().(ed25519.PublicKey)) + " is not trusted (trusted: " + trustedList + ")"},
+		{"no subject", signed(with(good, "sub", nil)), "Unauthorized: token has no user (sub)"},
+		{"no role", signed(with(good, "role", nil)), "Unauthorized: token has no role"},
+		{"refresh token as bearer", "Bearer " + refresh, "Unauthorized: a refresh token only mints operation tokens (refresh_operation_token); send the operation token"},
 	}
 	setBody := `{"server":"hub","routes":[{"host":"127.0.0.1","port":1}]}`
 	before := n.Store.Commits()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			want := "Unauthorized: " + c.reason
+			want := c.want
 			for _, op := range []string{"cluster_set_routes", "cluster_get_routes", "cluster_delete_routes"} {
 				wantError(t, rawRequest(t, nc, "ops.cluster."+op, c.auth, setBody), 401, want)
 			}
@@ -151,7 +184,7 @@ func TestUnauthorizedTokensAre401AndChangeNothing(t *testing.T) {
 	}
 
 	// Tokens that are fine: the node's own key, and a configured trusted issuer.
-	ok, err := events.Mint(trusted, "ops-team", "super_user", time.Minute)
+	ok, err := auth.Mint(trusted, "ops-team", "super_user", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,6 +200,11 @@ func TestUnauthorizedTokensAre401AndChangeNothing(t *testing.T) {
 	if r := rawRequest(t, nc, "ops.cluster.cluster_get_routes", "bearer "+valid, `{}`); r.Status != 200 {
 		t.Fatalf("lower-case bearer refused: %d %s", r.Status, r.Body)
 	}
+}
+
+func sortedStrings(s ...string) []string {
+	sort.Strings(s)
+	return s
 }
 
 func TestNonSuperUserRoleIs403WithHarperDBBody(t *testing.T) {

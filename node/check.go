@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/auth"
 	"gopkg.in/yaml.v3"
 )
 
@@ -55,7 +55,7 @@ func (c Config) Check() error {
 		problems = append(problems, strings.TrimPrefix(err.Error(), "invalid configuration: "))
 	}
 	for i, id := range c.Auth.TrustedIssuers {
-		if _, err := events.ParseIssuerID(id); err != nil {
+		if _, err := auth.ParseIssuerID(id); err != nil {
 			problems = append(problems, fmt.Sprintf("auth.trustedIssuers[%d]: %v", i, err))
 		}
 	}

@@ -59,6 +59,18 @@ type OpsNetwork struct {
 type Auth struct {
 	IssuerKeyFile  string   `yaml:"issuerKeyFile"`
 	TrustedIssuers []string `yaml:"trustedIssuers"`
+	// Token lifetimes (0: the default; node/auth.go). maxTokenTTL bounds
+	// every token that authorizes operations, maxRefreshTokenTTL refresh
+	// tokens; the two TTLs are what create_authentication_tokens hands out.
+	MaxTokenTTL        time.Duration `yaml:"maxTokenTTL"`
+	MaxRefreshTokenTTL time.Duration `yaml:"maxRefreshTokenTTL"`
+	OperationTokenTTL  time.Duration `yaml:"operationTokenTTL"`
+	RefreshTokenTTL    time.Duration `yaml:"refreshTokenTTL"`
+	// The super_user a first start creates (HDB_ADMIN_USERNAME and
+	// HDB_ADMIN_PASSWORD work too); without a password one is generated and
+	// printed once.
+	AdminUser     string `yaml:"adminUser"`
+	AdminPassword string `yaml:"adminPassword"`
 }
 
 type Logging struct {
@@ -357,6 +369,7 @@ func (c Config) Validate() error {
 	case st.MaxAge > 0 && dw > st.MaxAge:
 		problems = append(problems, fmt.Sprintf("clustering.leafServer.streams.duplicateWindow (%v) must not be longer than maxAge (%v)", dw, st.MaxAge))
 	}
+	problems = append(problems, c.Auth.problems()...)
 	if c.Logging.Format != "" && c.Logging.Format != "json" && c.Logging.Format != "console" {
 		problems = append(problems, "logging.format must be json or console")
 	}

@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/clusterd/clusterd/auth"
 	"github.com/clusterd/clusterd/events"
 	"github.com/clusterd/clusterd/handlers"
 	"github.com/clusterd/clusterd/storage"
@@ -44,6 +45,9 @@ type Node struct {
 	Metrics *events.Metrics
 	Bus     *events.Bus
 	Ops     *handlers.Ops
+	// Auth authenticates requests (tokens, users); transports that verify
+	// a user another way (client certificates) look users up through it.
+	Auth *auth.Authenticator
 
 	log        *zap.Logger
 	issuerKey  ed25519.PrivateKey
@@ -118,6 +122,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.Auth = auth.NewAuthenticator(verifier, nil)
 	if n.Store, err = storage.Open(filepath.Join(cfg.RootPath, "state")); err != nil {
 		return nil, err
 	}
@@ -192,7 +197,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Version:           Version,
 		HTTPPort:          n.HTTPPort,
 	}
-	if n.dispatcher, err = events.NewDispatcher(n.Ops.Operations(), verifier, n.Metrics, log.Named("ops")); err != nil {
+	if n.dispatcher, err = events.NewDispatcher(n.Ops.Operations(), n.Auth, n.Metrics, log.Named("ops")); err != nil {
 		return nil, err
 	}
 	if err := n.dispatcher.Run(context.Background()); err != nil {
@@ -319,7 +324,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		zap.Int("leaf_port", p.LeafClient),
 		zap.String("root_path", cfg.RootPath),
 		zap.Bool("clustering_enabled", cfg.Clustering.Enabled),
-		zap.String("issuer", events.IssuerID(n.issuerKey.Public().(ed25519.PublicKey))))
+		zap.String("issuer", auth.IssuerID(n.issuerKey.Public().(ed25519.PublicKey))))
 	n.first.print(o.Stdout, p)
 	n.up.Store(true)
 	return n, nil
@@ -365,28 +370,28 @@ func (n *Node) loadSecrets(stdout io.Writer) error {
 	if keyFile == "" {
 		keyFile = filepath.Join(cfg.RootPath, "issuer.key")
 	}
-	k, created, err := events.LoadOrCreateIssuerKey(keyFile)
+	k, created, err := auth.LoadOrCreateIssuerKey(keyFile)
 	if err != nil {
 		return err
 	}
 	if created {
 		n.first.made = append(n.first.made, keyFile)
-		n.log.Info("generated issuer key", zap.String("file", keyFile), zap.String("issuer", events.IssuerID(k.Public().(ed25519.PublicKey))))
+		n.log.Info("generated issuer key", zap.String("file", keyFile), zap.String("issuer", auth.IssuerID(k.Public().(ed25519.PublicKey))))
 	}
 	n.issuerKey = k
 	return nil
 }
 
-func (n *Node) verifier() (*events.Verifier, error) {
+func (n *Node) verifier() (*auth.Verifier, error) {
 	keys := []ed25519.PublicKey{n.issuerKey.Public().(ed25519.PublicKey)}
 	for _, id := range n.Config.Auth.TrustedIssuers {
-		k, err := events.ParseIssuerID(id)
+		k, err := auth.ParseIssuerID(id)
 		if err != nil {
 			return nil, fmt.Errorf("auth.trustedIssuers: %w", err)
 		}
 		keys = append(keys, k)
 	}
-	return events.NewVerifier(keys...), nil
+	return auth.NewVerifier(n.Config.Auth.Limits(), keys...), nil
 }
 
 func (n *Node) seedRoutes() error {
@@ -469,7 +474,7 @@ func (n *Node) IssuerKey() ed25519.PrivateKey { return n.issuerKey }
 
 // Token mints a token this node trusts.
 func (n *Node) Token(user, role string, ttl time.Duration) (string, error) {
-	return events.Mint(n.issuerKey, user, role, ttl)
+	return auth.Mint(n.issuerKey, user, role, ttl)
 }
 
 // LeafURL is the nats:// URL of the leaf client port.

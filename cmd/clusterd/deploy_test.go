@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/auth"
 	"github.com/clusterd/clusterd/node"
 	"gopkg.in/yaml.v3"
 )
@@ -457,15 +457,15 @@ func TestOpenSSLIssuerKeyWorks(t *testing.T) {
 	if err != nil {
 		t.Fatalf("openssl: %v\n%s", err, out)
 	}
-	key, created, err := events.LoadOrCreateIssuerKey(file)
+	key, created, err := auth.LoadOrCreateIssuerKey(file)
 	if err != nil || created {
 		t.Fatalf("load openssl key: created=%v %v", created, err)
 	}
-	tok, err := events.Mint(key, "admin", "super_user", time.Minute)
+	tok, err := auth.Mint(key, "admin", "super_user", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := events.NewVerifier(key.Public().(ed25519.PublicKey)).Verify("Bearer " + tok); err != nil {
+	if _, err := auth.NewVerifier(auth.Limits{}, key.Public().(ed25519.PublicKey)).Verify(tok); err != nil {
 		t.Fatal(err)
 	}
 }

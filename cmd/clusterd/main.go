@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/auth"
 	"github.com/clusterd/clusterd/node"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -121,9 +121,9 @@ func newLogger(l node.Logging, w io.Writer) (*zap.Logger, error) {
 func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("clusterd token", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "YAML config file of the node that must trust the token")
-	role := fs.String("role", events.SuperUser, "role claim")
+	role := fs.String("role", auth.SuperUser, "role claim")
 	user := fs.String("user", "", "user (sub claim)")
-	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime, at most auth.maxTokenTTL (24h unless configured)")
 	createKey := fs.Bool("create-key", false, "create the issuer key file when it does not exist (a new key no node trusts yet)")
 	if err := parseFlags(fs, args, stdout, "clusterd token [--config FILE] --user NAME [--role super_user] [--ttl 1h] [--create-key]"); err != nil {
 		return err
@@ -135,11 +135,17 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if max := cfg.Auth.Limits().MaxTTL; *ttl > max {
+		return fmt.Errorf("token: --ttl %v is longer than auth.maxTokenTTL (%v): nodes refuse such tokens; mint a shorter one, or raise auth.maxTokenTTL in every node's config", *ttl, max)
+	}
+	if *ttl <= 0 {
+		return fmt.Errorf("token: --ttl must be positive, got %v", *ttl)
+	}
 	key, err := tokenIssuerKey(cfg, *createKey, stderr)
 	if err != nil {
 		return err
 	}
-	tok, err := events.Mint(key, *user, *role, *ttl)
+	tok, err := auth.Mint(key, *user, *role, *ttl)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/auth"
 	"github.com/clusterd/clusterd/node"
 )
 
@@ -28,13 +28,13 @@ func tokenIssuerKey(cfg node.Config, create bool, stderr io.Writer) (ed25519.Pri
 			"<rootPath>/issuer.key; to reach several nodes (ops.node.<name>), give them one key file (auth.issuerKeyFile) "+
 			"or add its issuer to each node's auth.trustedIssuers. --create-key creates a new key here", abs)
 	}
-	key, created, err := events.LoadOrCreateIssuerKey(keyFile)
+	key, created, err := auth.LoadOrCreateIssuerKey(keyFile)
 	if err != nil {
 		return nil, err
 	}
 	if created {
 		fmt.Fprintf(stderr, "clusterd: created issuer key %s (issuer %s); nodes trust it once it is their auth.issuerKeyFile or in their auth.trustedIssuers\n",
-			keyFile, events.IssuerID(key.Public().(ed25519.PublicKey)))
+			keyFile, auth.IssuerID(key.Public().(ed25519.PublicKey)))
 	}
 	return key, nil
 }

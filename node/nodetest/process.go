@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clusterd/clusterd/auth"
 	"github.com/clusterd/clusterd/events"
 	"github.com/clusterd/clusterd/node"
 	"github.com/nats-io/nats.go"
@@ -181,11 +182,11 @@ func (p *Proc) Conn(t testing.TB) *nats.Conn {
 // Token mints a super_user token with the node's issuer key.
 func (p *Proc) Token(t testing.TB) string {
 	t.Helper()
-	k, _, err := events.LoadOrCreateIssuerKey(filepath.Join(p.Cfg.RootPath, "issuer.key"))
+	k, _, err := auth.LoadOrCreateIssuerKey(filepath.Join(p.Cfg.RootPath, "issuer.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := events.Mint(k, "admin", events.SuperUser, time.Hour)
+	tok, err := auth.Mint(k, "admin", events.SuperUser, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package events
+package auth
 
 import (
 	"crypto/ed25519"
