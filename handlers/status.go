@@ -78,6 +78,10 @@ type ClusterStatusReply struct {
 	NodeName    string             `json:"node_name"`
 	IsEnabled   bool               `json:"is_enabled"`
 	Connections []ConnectionStatus `json:"connections"`
+	// LinkProblems (beyond HarperDB) are this node's link faults: duplicate
+	// node names, cluster credentials or TLS that differ between nodes, and
+	// routes to addresses where nothing answers.
+	LinkProblems []topology.LinkFault `json:"link_problems,omitempty"`
 }
 
 // peerStatusRequest asks a peer about itself and, for each table this node
@@ -149,6 +153,9 @@ func (o *Ops) ClusterStatus(ctx context.Context, _ events.Caller, body []byte) (
 	}
 	wg.Wait()
 	sort.Slice(reply.Connections, func(i, j int) bool { return reply.Connections[i].NodeName < reply.Connections[j].NodeName })
+	if o.Servers != nil {
+		reply.LinkProblems = o.Servers.Faults.Active()
+	}
 	return reply, nil
 }
 

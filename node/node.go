@@ -163,6 +163,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.registerLinkFaultMetrics()
 	if n.nc, err = n.Servers.InternalConn("clusterd-" + cfg.Clustering.NodeName); err != nil {
 		return nil, fmt.Errorf("connect to leaf server: %w", err)
 	}
@@ -489,6 +490,9 @@ func (n *Node) Ready() (bool, string) {
 	}
 	if !n.up.Load() {
 		return false, "starting"
+	}
+	if reason := n.linkMismatches(); reason != "" {
+		return false, reason
 	}
 	select {
 	case <-n.routeLoop.Converged():

@@ -64,6 +64,8 @@ const (
 type Servers struct {
 	Hub  *server.Server
 	Leaf *server.Server
+	// Faults are the link problems read from the servers' logs.
+	Faults *LinkFaults
 
 	opts ServerOptions
 	log  *zap.Logger
@@ -129,7 +131,7 @@ func StartServers(o ServerOptions) (*Servers, error) {
 		o.Log = zap.NewNop()
 	}
 	s := &Servers{opts: o, log: o.Log, internalUser: "_clusterd_internal", internalPass: randomSecret(),
-		unservedUser: "_clusterd_unserved_ops", unservedPass: randomSecret()}
+		unservedUser: "_clusterd_unserved_ops", unservedPass: randomSecret(), Faults: NewLinkFaults(o.NodeName, o.Log)}
 
 	hubOpts := &server.Options{
 		ServerName: o.NodeName + "-hub",
@@ -170,6 +172,10 @@ func StartServers(o ServerOptions) (*Servers, error) {
 			NoAdvertise: true,
 		},
 		DisableJetStreamBanner: true,
+		// Every failed attempt to reach a route is logged, so that
+		// LinkFaults sees a route to nothing (the default says it once an hour).
+		ConnectErrorReports:   1,
+		ReconnectErrorReports: 1,
 	}
 	if o.ServerTLS != nil {
 		hubOpts.TLSConfig = o.ServerTLS
@@ -185,7 +191,7 @@ func StartServers(o ServerOptions) (*Servers, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub server: %w", err)
 	}
-	hub.SetLoggerV2(natsLogger{o.Log.Named("hub")}, false, false, false)
+	hub.SetLoggerV2(natsLogger{l: o.Log.Named("hub"), faults: s.Faults, server: "hub"}, false, false, false)
 	hub.Start()
 	if !hub.ReadyForConnections(10 * time.Second) {
 		hub.Shutdown()
@@ -214,6 +220,8 @@ func StartServers(o ServerOptions) (*Servers, error) {
 		SyncAlways:             o.SyncAlways,
 		DisableJetStreamBanner: true,
 		LeafNode:               server.LeafNodeOpts{ReconnectInterval: 250 * time.Millisecond},
+		ConnectErrorReports:    1,
+		ReconnectErrorReports:  1,
 	}
 	if o.ServerTLS != nil {
 		leafOpts.TLSConfig = o.ServerTLS
@@ -226,7 +234,7 @@ func StartServers(o ServerOptions) (*Servers, error) {
 		hub.Shutdown()
 		return nil, fmt.Errorf("leaf server: %w", err)
 	}
-	leaf.SetLoggerV2(natsLogger{o.Log.Named("leaf")}, false, false, false)
+	leaf.SetLoggerV2(natsLogger{l: o.Log.Named("leaf"), faults: s.Faults, server: "leaf"}, false, false, false)
 	leaf.Start()
 	if !leaf.ReadyForConnections(30 * time.Second) {
 		leaf.Shutdown()
@@ -402,6 +410,7 @@ func (s *Servers) ApplyHubRoutes(routes []storage.Route) error {
 		return fmt.Errorf("reload hub routes: %w", err)
 	}
 	s.hubOpts = &o
+	s.Faults.Retain("route", routeAddrs(routes))
 	return nil
 }
 
@@ -415,6 +424,7 @@ func (s *Servers) ApplyLeafRoutes(routes []storage.Route) error {
 		return fmt.Errorf("reload leaf remotes: %w", err)
 	}
 	s.leafOpts = &o
+	s.Faults.Retain("leafnode", routeAddrs(routes))
 	return nil
 }
 
@@ -448,11 +458,25 @@ func (s *Servers) Shutdown() {
 	}
 }
 
-type natsLogger struct{ l *zap.Logger }
+// natsLogger logs nats-server's lines through zap. Lines about link faults
+// clusterd explains (LinkFaults) are logged at debug.
+type natsLogger struct {
+	l      *zap.Logger
+	faults *LinkFaults
+	server string
+}
 
-func (n natsLogger) Noticef(f string, v ...any) { n.l.Debug(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Noticef(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	n.faults.Observe(n.server, msg)
+	n.l.Debug(msg)
+}
 func (n natsLogger) Warnf(f string, v ...any) {
 	msg := fmt.Sprintf(f, v...)
+	if n.faults.Observe(n.server, msg) {
+		n.l.Debug(msg)
+		return
+	}
 	// Our users' passwords are generated or configured secrets held in
 	// memory; bcrypt would cost every route and leafnode handshake ~50 ms.
 	if strings.HasPrefix(msg, "Plaintext passwords detected") {
@@ -461,7 +485,14 @@ func (n natsLogger) Warnf(f string, v ...any) {
 	n.l.Warn(msg)
 }
 func (n natsLogger) Fatalf(f string, v ...any) { n.l.Error(fmt.Sprintf(f, v...)) }
-func (n natsLogger) Errorf(f string, v ...any) { n.l.Warn(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Errorf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	if n.faults.Observe(n.server, msg) {
+		n.l.Debug(msg)
+		return
+	}
+	n.l.Warn(msg)
+}
 func (n natsLogger) Debugf(f string, v ...any) {}
 func (n natsLogger) Tracef(f string, v ...any) {}
 
@@ -477,6 +508,14 @@ func (s *Servers) RoutedNodes() []string {
 		if n, ok := strings.CutSuffix(p, "-hub"); ok {
 			out = append(out, n)
 		}
+	}
+	return out
+}
+
+func routeAddrs(routes []storage.Route) []string {
+	out := make([]string, len(routes))
+	for i, r := range routes {
+		out[i] = r.Addr()
 	}
 	return out
 }
