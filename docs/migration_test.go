@@ -36,7 +36,7 @@ func TestMigrationNote(t *testing.T) {
 		}
 	}
 	var env []string
-	for _, name := range regexp.MustCompile(`\b(?:CLUSTERING|OPERATIONSAPI|AUTH|LOGGING)_[A-Z_]+|\bROOTPATH\b`).FindAllString(doc, -1) {
+	for _, name := range regexp.MustCompile(`\b(?:CLUSTERING|OPERATIONSAPI|AUTH|LOGGING|TLS)_[A-Z_]+|\bROOTPATH\b`).FindAllString(doc, -1) {
 		env = append(env, name+"=x")
 	}
 	if len(env) < 5 {

@@ -77,6 +77,7 @@ func HTTPHandler(d *Dispatcher, m *Metrics, h Health) http.Handler {
 		defer cancel()
 		status, out := d.DispatchSync(ctx, Request{
 			Op: op, Body: body, Authorization: r.Header.Get("Authorization"), RequestID: r.Header.Get("X-Request-Id"),
+			ClientCertUser: clientCertUser(r),
 		})
 		writeJSON(w, status, out)
 	})

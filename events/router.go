@@ -52,6 +52,10 @@ type Request struct {
 	Body          []byte
 	Authorization string
 	RequestID     string
+	// ClientCertUser is the user a verified TLS client certificate names
+	// (HTTPS with operationsApi.network.mtls); the Authorization header,
+	// when present, takes precedence.
+	ClientCertUser string
 }
 
 // Responder delivers a reply to the transport the request came from. It is
@@ -249,7 +253,7 @@ func (d *Dispatcher) authMiddleware(h message.HandlerFunc) message.HandlerFunc {
 			ex.op = op
 			return h(msg)
 		}
-		caller, err := d.auth.Authenticate(ex.req.Authorization)
+		caller, err := d.authenticate(ex.req)
 		if err != nil {
 			var r *auth.Refusal
 			if errors.As(err, &r) {

@@ -65,6 +65,7 @@ func (c Config) Check() error {
 		}
 	}
 	problems = append(problems, c.checkStartInputs()...)
+	problems = append(problems, c.checkOperationsTLS()...)
 	if len(problems) > 0 {
 		return errors.New("invalid configuration: " + strings.Join(problems, "; "))
 	}

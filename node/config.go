@@ -20,9 +20,12 @@ import (
 type Config struct {
 	RootPath      string        `yaml:"rootPath"`
 	OperationsAPI OperationsAPI `yaml:"operationsApi"`
-	Auth          Auth          `yaml:"auth"`
-	Clustering    Clustering    `yaml:"clustering"`
-	Logging       Logging       `yaml:"logging"`
+	// TLS is HarperDB's top-level tls section: the operations API's HTTPS
+	// certificate unless operationsApi.tls overrides it (tlsconfig.go).
+	TLS        TLS        `yaml:"tls"`
+	Auth       Auth       `yaml:"auth"`
+	Clustering Clustering `yaml:"clustering"`
+	Logging    Logging    `yaml:"logging"`
 }
 
 type Network struct {
@@ -37,6 +40,7 @@ type RouteConfig struct {
 
 type OperationsAPI struct {
 	Network OpsNetwork `yaml:"network"`
+	TLS     TLS        `yaml:"tls"`
 }
 
 // OpsNetwork is the operations API's listener and its limits (see
@@ -44,7 +48,18 @@ type OperationsAPI struct {
 // file descriptors the NATS listeners need.
 type OpsNetwork struct {
 	Host string `yaml:"host"`
-	Port int    `yaml:"port"`
+	// Port serves plain HTTP; Off (-1) turns it off. Beyond loopback it
+	// needs AllowCleartext (tlsconfig.go).
+	Port int `yaml:"port"`
+	// SecurePort serves HTTPS with the tls section's certificate (a
+	// self-signed one generated under rootPath when none is set); Off (the
+	// default) turns it off.
+	SecurePort int `yaml:"securePort"`
+	// MTLS asks HTTPS clients for certificates (HarperDB's mtls switch).
+	MTLS MTLS `yaml:"mtls"`
+	// AllowCleartext says plain HTTP beyond loopback is intended (e.g.
+	// behind a proxy that terminates TLS on the same host).
+	AllowCleartext bool `yaml:"allowCleartext"`
 	// MaxConnections bounds open HTTP connections (further ones wait in
 	// the kernel's backlog); it is also capped at a quarter of the process'
 	// file descriptor limit.
@@ -158,7 +173,7 @@ func Default() Config {
 	}
 	return Config{
 		RootPath: "./clusterd-data",
-		OperationsAPI: OperationsAPI{Network: OpsNetwork{Host: "127.0.0.1", Port: 9925,
+		OperationsAPI: OperationsAPI{Network: OpsNetwork{Host: "127.0.0.1", Port: 9925, SecurePort: Off,
 			MaxConnections: 1000, HeadersTimeout: 5 * time.Second, Timeout: 10 * time.Second, KeepAliveTimeout: 5 * time.Second}},
 		Logging: Logging{Level: "info", Format: "json"},
 		Clustering: Clustering{
@@ -212,6 +227,7 @@ func Load(path string, env []string) (Config, error) {
 	if err := applyEnv(tree, env); err != nil {
 		return cfg, err
 	}
+	nullPortsOff(tree)
 	b, err := yaml.Marshal(tree)
 	if err != nil {
 		return cfg, err
@@ -246,6 +262,10 @@ func envKeys() map[string][]string {
 			}
 			p := append(append([]string{}, path...), tag)
 			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+				if reflect.PointerTo(f.Type).Implements(reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()) {
+					// Also settable whole (OPERATIONSAPI_NETWORK_MTLS=true).
+					out[strings.ToUpper(strings.Join(p, "_"))] = p
+				}
 				walk(f.Type, p)
 				continue
 			}
@@ -323,16 +343,24 @@ func (c Config) Validate() error {
 	}
 	ports := map[string]int{
 		"operationsApi.network.port":                  c.OperationsAPI.Network.Port,
+		"operationsApi.network.securePort":            c.OperationsAPI.Network.SecurePort,
 		"clustering.hubServer.network.port":           c.Clustering.HubServer.Network.Port,
 		"clustering.hubServer.leafNodes.network.port": c.Clustering.HubServer.LeafNodes.Network.Port,
 		"clustering.hubServer.cluster.network.port":   c.Clustering.HubServer.Cluster.Network.Port,
 		"clustering.leafServer.network.port":          c.Clustering.LeafServer.Network.Port,
 	}
 	seen := map[int]string{}
-	for _, k := range []string{"operationsApi.network.port", "clustering.hubServer.network.port", "clustering.hubServer.leafNodes.network.port", "clustering.hubServer.cluster.network.port", "clustering.leafServer.network.port"} {
+	for _, k := range []string{"operationsApi.network.port", "operationsApi.network.securePort", "clustering.hubServer.network.port", "clustering.hubServer.leafNodes.network.port", "clustering.hubServer.cluster.network.port", "clustering.leafServer.network.port"} {
 		p := ports[k]
+		if p == Off && strings.HasPrefix(k, "operationsApi.") {
+			continue // that listener is off
+		}
 		if p < 0 || p > 65535 {
-			problems = append(problems, fmt.Sprintf("%s must be between 0 and 65535, got %d", k, p))
+			off := ""
+			if strings.HasPrefix(k, "operationsApi.") {
+				off = " (or -1 to turn it off)"
+			}
+			problems = append(problems, fmt.Sprintf("%s must be between 0 and 65535%s, got %d", k, off, p))
 		}
 		if p != 0 {
 			if other, dup := seen[p]; dup {
@@ -356,6 +384,7 @@ func (c Config) Validate() error {
 		problems = append(problems, "clustering.tls.certificate and clustering.tls.privateKey go together")
 	}
 	problems = append(problems, c.OperationsAPI.Network.problems()...)
+	problems = append(problems, c.operationsAPIProblems()...)
 	if c.Clustering.RequestTimeout < 0 {
 		problems = append(problems, "clustering.requestTimeout must not be negative")
 	}

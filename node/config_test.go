@@ -150,7 +150,7 @@ func TestInvalidConfigMessages(t *testing.T) {
 		{"empty node name", "clustering: {nodeName: ''}\n", nil,
 			"invalid configuration: clustering.nodeName is required"},
 		{"port out of range", "", []string{"OPERATIONSAPI_NETWORK_PORT=70000"},
-			"invalid configuration: operationsApi.network.port must be between 0 and 65535, got 70000"},
+			"invalid configuration: operationsApi.network.port must be between 0 and 65535 (or -1 to turn it off), got 70000"},
 		{"same port twice", "", []string{"CLUSTERING_HUBSERVER_NETWORK_PORT=9940"},
 			"invalid configuration: clustering.hubServer.network.port and clustering.leafServer.network.port both use port 9940"},
 		{"route without host", "clustering: {leafServer: {network: {routes: [{port: 1}]}}}\n", nil,

@@ -29,6 +29,7 @@ func (c Config) portKeys() []struct {
 	}
 	return []pk{
 		{"operationsApi.network.port", "OPERATIONSAPI_NETWORK_PORT", c.OperationsAPI.Network.Host, c.OperationsAPI.Network.Port},
+		{"operationsApi.network.securePort", "OPERATIONSAPI_NETWORK_SECUREPORT", c.OperationsAPI.Network.Host, c.OperationsAPI.Network.SecurePort},
 		{"clustering.hubServer.network.port", "CLUSTERING_HUBSERVER_NETWORK_PORT", natsHost, c.Clustering.HubServer.Network.Port},
 		{"clustering.hubServer.leafNodes.network.port", "CLUSTERING_HUBSERVER_LEAFNODES_NETWORK_PORT", natsHost, c.Clustering.HubServer.LeafNodes.Network.Port},
 		{"clustering.hubServer.cluster.network.port", "CLUSTERING_HUBSERVER_CLUSTER_NETWORK_PORT", natsHost, c.Clustering.HubServer.Cluster.Network.Port},
@@ -43,8 +44,8 @@ func (c Config) portKeys() []struct {
 func (c Config) checkPortsFree() error {
 	var busy []string
 	for _, p := range c.portKeys() {
-		if p.port == 0 {
-			continue
+		if p.port == 0 || p.port == Off {
+			continue // picked at start, or a listener that is off
 		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(p.host, strconv.Itoa(p.port)))
 		if err != nil {

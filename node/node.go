@@ -14,8 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -56,8 +54,7 @@ type Node struct {
 	unservedNC *nats.Conn // the catch-all for unknown operations
 	dispatcher *events.Dispatcher
 	ingress    *events.NATSIngress
-	httpSrv    *http.Server
-	httpLn     net.Listener
+	api        operationsAPI
 	routeLoop  *topology.Loop
 	replLoop   *topology.Loop
 	Repl       *topology.ReplicationReconciler
@@ -196,7 +193,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Mesh:              peers,
 		Started:           n.started,
 		Version:           Version,
-		HTTPPort:          n.HTTPPort,
+		HTTPPort:          n.operationsAPIPort,
 	}
 	if n.dispatcher, err = events.NewDispatcher(n.Ops.Operations(), n.Auth, n.Metrics, log.Named("ops")); err != nil {
 		return nil, err
@@ -319,6 +316,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	log.Info("node started",
 		zap.String("host", clusterHost),
 		zap.Int("operations_api_port", n.HTTPPort()),
+		zap.Int("operations_api_secure_port", n.HTTPSPort()),
 		zap.Int("hub_port", p.HubClient),
 		zap.Int("hub_leafnodes_port", p.HubLeaf),
 		zap.Int("clustering_port", p.Cluster),
@@ -440,29 +438,6 @@ func loadTLS(t TLS) (server, client *tls.Config, err error) {
 	}
 	return server, client, nil
 }
-
-func (n *Node) startHTTP() error {
-	a := n.Config.OperationsAPI.Network
-	ln, err := net.Listen("tcp", net.JoinHostPort(a.Host, strconv.Itoa(a.Port)))
-	if err != nil {
-		return fmt.Errorf("operations API listener: %w", err)
-	}
-	lim := effectiveHTTPLimits(a, raiseFDLimit())
-	n.log.Info("operations API limits", zap.Int("max_connections", lim.MaxConnections), zap.Uint64("fd_limit", lim.FDLimit),
-		zap.Duration("headers_timeout", lim.HeadersTimeout), zap.Duration("timeout", lim.Timeout), zap.Duration("keep_alive_timeout", lim.KeepAliveTimeout))
-	n.httpLn = ln
-	ln = limitListen(ln, newConnBudget(lim.MaxConnections))
-	n.httpSrv = newHTTPServer(events.HTTPHandler(n.dispatcher, n.Metrics, n), lim)
-	go func() {
-		if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("operations API stopped", zap.Error(err))
-		}
-	}()
-	return nil
-}
-
-// HTTPPort is the operations API port the node listens on.
-func (n *Node) HTTPPort() int { return n.httpLn.Addr().(*net.TCPAddr).Port }
 
 // Name is the node name.
 func (n *Node) Name() string { return n.Config.Clustering.NodeName }
@@ -589,11 +564,7 @@ func (n *Node) Close() error {
 		if n.peerSrv != nil {
 			n.peerSrv.Stop()
 		}
-		if n.httpSrv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_ = n.httpSrv.Shutdown(ctx)
-			cancel()
-		}
+		n.stopHTTP()
 		if n.dispatcher != nil {
 			if err := n.dispatcher.Close(); err != nil {
 				n.log.Warn("router close", zap.Error(err))

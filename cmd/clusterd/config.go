@@ -46,6 +46,9 @@ func configCmd(args []string, stdout, stderr io.Writer) error {
 		source = *cfgPath
 	}
 	fmt.Fprintf(stdout, "# clusterd configuration: valid. Effective values from %s with environment overrides; secrets redacted.\n", source)
+	for _, l := range cfg.OperationsListeners() {
+		fmt.Fprintf(stdout, "# operations API: %s (%s)\n", l.URL, l.About)
+	}
 	_, err = stdout.Write(out)
 	return err
 }

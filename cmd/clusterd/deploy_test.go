@@ -255,6 +255,7 @@ func TestShippedConfigsPassConfigCheck(t *testing.T) {
 	}
 	for _, sc := range configs {
 		t.Run(sc.name, func(t *testing.T) {
+			sc.env = withTLSStandIns(t, sc)
 			envList := os.Environ()
 			for k, v := range sc.env {
 				envList = append(envList, k+"="+v)
@@ -336,8 +337,9 @@ func TestKubernetesExampleIsConsistent(t *testing.T) {
 		for _, p := range list(c, "ports") {
 			ports[str(p, "name")] = get(p, "containerPort").(int)
 		}
+		probePort, scheme := checkOperationsAPIExample(t, cfg, spec, c)
 		for key, want := range map[string]int{
-			"operationsApi.network.port":                  cfg.OperationsAPI.Network.Port,
+			"the operations API's probed port":            probePort,
 			"clustering.hubServer.network.port":           cfg.Clustering.HubServer.Network.Port,
 			"clustering.hubServer.leafNodes.network.port": cfg.Clustering.HubServer.LeafNodes.Network.Port,
 			"clustering.hubServer.cluster.network.port":   cfg.Clustering.HubServer.Cluster.Network.Port,
@@ -355,8 +357,11 @@ func TestKubernetesExampleIsConsistent(t *testing.T) {
 			if name, ok := port.(string); ok {
 				port = ports[name]
 			}
-			if port != cfg.OperationsAPI.Network.Port {
-				t.Errorf("%s on port %v, want the operations API port %d", probe, port, cfg.OperationsAPI.Network.Port)
+			if port != probePort {
+				t.Errorf("%s on port %v, want the operations API port %d", probe, port, probePort)
+			}
+			if got := str(c, probe, "httpGet", "scheme"); got != scheme && !(scheme == "HTTP" && got == "") {
+				t.Errorf("%s scheme %q, want %s", probe, got, scheme)
 			}
 		}
 		// Seed routes: <statefulset>-<i>.<serviceName> for every replica.

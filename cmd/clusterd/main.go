@@ -150,5 +150,6 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, tok)
+	printTokenUsage(stderr, cfg)
 	return nil
 }

@@ -330,7 +330,7 @@ func TestBinaryRefusesInvalidConfig(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("want exit 1, got %v\n%s", err, out)
 	}
-	want := `clusterd: invalid configuration: clustering.nodeName "a.b" must not contain whitespace, '.', ',', '*' or '>'; operationsApi.network.port must be between 0 and 65535, got 70000` + "\n"
+	want := `clusterd: invalid configuration: clustering.nodeName "a.b" must not contain whitespace, '.', ',', '*' or '>'; operationsApi.network.port must be between 0 and 65535 (or -1 to turn it off), got 70000` + "\n"
 	if string(out) != want {
 		t.Fatalf("output\n got: %s\nwant: %s", out, want)
 	}

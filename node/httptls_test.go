@@ -1,0 +1,528 @@
+package node_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/node"
+	"github.com/clusterd/clusterd/node/nodetest"
+)
+
+// httpsConfig is a test node serving HTTPS only (plain HTTP off), with a
+// certificate for 127.0.0.1 issued by ca.
+func httpsConfig(t *testing.T, ca testCA, name string) node.Config {
+	cfg := nodetest.Config(t, name)
+	cfg.OperationsAPI.Network.Port = node.Off
+	cfg.OperationsAPI.Network.SecurePort = 0
+	cert, key := ca.issue(t, name)
+	cfg.TLS = node.TLS{Certificate: cert, PrivateKey: key, CertificateAuthority: ca.file}
+	return cfg
+}
+
+func pemPool(t *testing.T, file string) *x509.CertPool { return pemPoolTB(t, file) }
+
+func pemPoolTB(t testing.TB, file string) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("%s: no certificates", file)
+	}
+	return pool
+}
+
+// httpsClient trusts caFile and presents the client certificate in cert/key
+// when given. Every request opens a new connection, so a test sees what a
+// new client would get.
+func httpsClient(t *testing.T, caFile string, tweak func(*tls.Config)) *http.Client {
+	t.Helper()
+	cfg := &tls.Config{RootCAs: pemPool(t, caFile)}
+	if tweak != nil {
+		tweak(cfg)
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}
+}
+
+func withClientCert(t *testing.T, certFile, keyFile string) func(*tls.Config) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sent whatever CAs the server names (as curl does; Go's client would
+	// otherwise leave out a certificate of a CA the server did not ask for).
+	return func(c *tls.Config) {
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+	}
+}
+
+type httpReply struct {
+	status int
+	body   string
+}
+
+// post sends an operation to url (POST /) with an optional bearer token.
+func post(c *http.Client, url, token, body string) (httpReply, error) {
+	req, err := http.NewRequest(http.MethodPost, url+"/", strings.NewReader(body))
+	if err != nil {
+		return httpReply{}, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return do(c, req)
+}
+
+func getURL(c *http.Client, url string) (httpReply, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return httpReply{}, err
+	}
+	return do(c, req)
+}
+
+func do(c *http.Client, req *http.Request) (httpReply, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return httpReply{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return httpReply{status: resp.StatusCode, body: string(b)}, err
+}
+
+func httpsURL(n *node.Node) string { return fmt.Sprintf("https://127.0.0.1:%d", n.HTTPSPort()) }
+
+// servesEverything checks that one listener serves the health endpoints,
+// the metrics and the operations.
+func servesEverything(t *testing.T, c *http.Client, base, token string) {
+	t.Helper()
+	for path, want := range map[string]string{"/livez": "ok", "/readyz": "ok", "/metrics": "clusterd_build_info"} {
+		var r httpReply
+		var err error
+		nodetest.Eventually(t, 30*time.Second, base+path, func() bool {
+			r, err = getURL(c, base+path)
+			return err == nil && r.status == 200
+		})
+		if !strings.Contains(r.body, want) {
+			t.Fatalf("GET %s%s: %d %q, want it to contain %q", base, path, r.status, r.body, want)
+		}
+	}
+	r, err := post(c, base, token, `{"operation":"cluster_get_routes"}`)
+	if err != nil || r.status != 200 || r.body != `{"hub":[],"leaf":[]}` {
+		t.Fatalf("POST %s/ cluster_get_routes: %d %q %v", base, r.status, r.body, err)
+	}
+}
+
+// HTTPS with the right CA works; a client that trusts another CA, plain
+// HTTP on the HTTPS port, and TLS 1.0/1.1 are refused, and nothing they
+// sent runs.
+func TestHTTPSServesAndRefuses(t *testing.T) {
+	ca := newCA(t, "ops")
+	n := nodetest.Start(t, httpsConfig(t, ca, "a"))
+	if n.HTTPPort() != 0 || n.HTTPSPort() == 0 {
+		t.Fatalf("ports: http %d https %d, want HTTPS only", n.HTTPPort(), n.HTTPSPort())
+	}
+	tok := nodetest.SuperUser(t, n)
+	url := httpsURL(n)
+	servesEverything(t, httpsClient(t, ca.file, nil), url, tok)
+	if got := n.OperationsURL(); got != url {
+		t.Fatalf("OperationsURL %s, want %s", got, url)
+	}
+
+	setRoutes := `{"operation":"cluster_set_routes","server":"hub","routes":[{"host":"10.9.9.9","port":9932}]}`
+	// A client trusting another CA does not complete the handshake.
+	_, err := post(httpsClient(t, newCA(t, "other").file, nil), url, tok, setRoutes)
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) {
+		t.Fatalf("client trusting another CA: %v, want an unknown-authority error", err)
+	}
+	// Plain HTTP to the HTTPS port: a 400 that says so.
+	r, err := post(&http.Client{Timeout: 10 * time.Second}, strings.Replace(url, "https:", "http:", 1), tok, setRoutes)
+	if r.status != 400 || !strings.Contains(r.body, "HTTP request to an HTTPS server") { // the server then resets the connection
+		t.Fatalf("plain HTTP to the HTTPS port: %d %q %v", r.status, r.body, err)
+	}
+	// TLS 1.0 and 1.1 are refused in the handshake.
+	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11} {
+		_, err := post(httpsClient(t, ca.file, func(c *tls.Config) { c.MinVersion, c.MaxVersion = v, v }), url, tok, setRoutes)
+		if err == nil || !strings.Contains(err.Error(), "protocol version") {
+			t.Fatalf("%s: %v, want a protocol version refusal", tls.VersionName(v), err)
+		}
+	}
+	// TLS 1.2 is accepted.
+	r, err = post(httpsClient(t, ca.file, func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 }), url, tok, `{"operation":"cluster_get_routes"}`)
+	if err != nil || r.status != 200 {
+		t.Fatalf("TLS 1.2: %d %q %v", r.status, r.body, err)
+	}
+	if got := nodetest.Routes(t, n); got != `{"hub":[],"leaf":[]}` {
+		t.Fatalf("a refused request changed the routes: %s", got)
+	}
+}
+
+// With both listeners on, each serves the health endpoints, the metrics
+// and the operations.
+func TestHTTPAndHTTPSTogether(t *testing.T) {
+	ca := newCA(t, "ops")
+	cfg := httpsConfig(t, ca, "a")
+	cfg.OperationsAPI.Network.Port = 0
+	n := nodetest.Start(t, cfg)
+	if n.HTTPPort() == 0 || n.HTTPSPort() == 0 || n.HTTPPort() == n.HTTPSPort() {
+		t.Fatalf("ports: http %d https %d", n.HTTPPort(), n.HTTPSPort())
+	}
+	tok := nodetest.SuperUser(t, n)
+	servesEverything(t, &http.Client{Timeout: 10 * time.Second}, fmt.Sprintf("http://127.0.0.1:%d", n.HTTPPort()), tok)
+	servesEverything(t, httpsClient(t, ca.file, nil), httpsURL(n), tok)
+}
+
+// Client certificates (operationsApi.network.mtls): optional or required,
+// verified against the configured CA; a verified certificate names a user
+// that is authenticated like any caller, and an Authorization header wins.
+func TestHTTPSClientCertificates(t *testing.T) {
+	ca := newCA(t, "ops")
+	clientCert, clientKey := ca.issue(t, "admin")
+	otherCert, otherKey := newCA(t, "other").issue(t, "admin")
+
+	t.Run("optional", func(t *testing.T) {
+		cfg := httpsConfig(t, ca, "a")
+		cfg.OperationsAPI.Network.MTLS = node.MTLS{Enabled: true}
+		n := nodetest.Start(t, cfg)
+		tok := nodetest.SuperUser(t, n)
+		url := httpsURL(n)
+		get := `{"operation":"cluster_get_routes"}`
+
+		// No certificate: a token works, nothing else.
+		if r, err := post(httpsClient(t, ca.file, nil), url, tok, get); err != nil || r.status != 200 {
+			t.Fatalf("no certificate, token: %d %q %v", r.status, r.body, err)
+		}
+		if r, err := post(httpsClient(t, ca.file, nil), url, "", get); err != nil || r.status != 401 || !strings.Contains(r.body, "missing Authorization header") {
+			t.Fatalf("no certificate, no token: %d %q %v", r.status, r.body, err)
+		}
+		// A verified certificate names its user (the CN), which is then
+		// authenticated like any caller.
+		r, err := post(httpsClient(t, ca.file, withClientCert(t, clientCert, clientKey)), url, "", get)
+		if err != nil || r.status != 401 || !strings.Contains(r.body, "client certificate for user 'admin'") {
+			t.Fatalf("certificate, no token: %d %q %v", r.status, r.body, err)
+		}
+		// The Authorization header wins over the certificate.
+		if r, err := post(httpsClient(t, ca.file, withClientCert(t, clientCert, clientKey)), url, tok, get); err != nil || r.status != 200 {
+			t.Fatalf("certificate and token: %d %q %v", r.status, r.body, err)
+		}
+		// A certificate from another CA fails the handshake, token or not.
+		if _, err := post(httpsClient(t, ca.file, withClientCert(t, otherCert, otherKey)), url, tok, get); err == nil {
+			t.Fatal("a client certificate from another CA was accepted")
+		}
+	})
+
+	t.Run("required", func(t *testing.T) {
+		cfg := httpsConfig(t, ca, "b")
+		cfg.OperationsAPI.Network.MTLS = node.MTLS{Enabled: true, Required: true, User: "ops-robot"}
+		n := nodetest.Start(t, cfg)
+		tok := nodetest.SuperUser(t, n)
+		url := httpsURL(n)
+		get := `{"operation":"cluster_get_routes"}`
+		// No certificate: refused in the handshake, even with a valid token
+		// and for the health endpoints.
+		if _, err := post(httpsClient(t, ca.file, nil), url, tok, get); err == nil || !strings.Contains(err.Error(), "certificate required") {
+			t.Fatalf("no certificate: %v, want the handshake refused (certificate required)", err)
+		}
+		if _, err := post(httpsClient(t, ca.file, withClientCert(t, otherCert, otherKey)), url, tok, get); err == nil {
+			t.Fatal("a client certificate from another CA was accepted")
+		}
+		// mtls.user names the user, whatever the certificate's CN.
+		r, err := post(httpsClient(t, ca.file, withClientCert(t, clientCert, clientKey)), url, "", get)
+		if err != nil || r.status != 401 || !strings.Contains(r.body, "client certificate for user 'ops-robot'") {
+			t.Fatalf("certificate, no token: %d %q %v", r.status, r.body, err)
+		}
+		if r, err := post(httpsClient(t, ca.file, withClientCert(t, clientCert, clientKey)), url, tok, get); err != nil || r.status != 200 {
+			t.Fatalf("certificate and token: %d %q %v", r.status, r.body, err)
+		}
+	})
+}
+
+// servedCN is the common name of the certificate a new connection to addr
+// is served.
+func servedCN(t *testing.T, addr string, pool *x509.CertPool) (string, error) {
+	t.Helper()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool})
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].Subject.CommonName, nil
+}
+
+// Replacing the certificate files while the node runs switches new
+// connections to the new certificate; files that do not load are logged and
+// the last good certificate keeps serving; the client CA rotates too.
+func TestHTTPSCertificateRotation(t *testing.T) {
+	ca := newCA(t, "ops")
+	cfg := httpsConfig(t, ca, "first")
+	n, logs := nodetest.StartLogged(t, cfg)
+	addr := fmt.Sprintf("127.0.0.1:%d", n.HTTPSPort())
+	pool := pemPool(t, ca.file)
+	if cn, err := servedCN(t, addr, pool); err != nil || cn != "first" {
+		t.Fatalf("served %q %v, want first", cn, err)
+	}
+	replace := func(dst, src string) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Rotate: key first, then the certificate (a moment where they do not
+	// match is fine: the old pair keeps serving until both are there).
+	secondCert, secondKey := ca.issue(t, "second")
+	replace(cfg.TLS.PrivateKey, secondKey)
+	replace(cfg.TLS.Certificate, secondCert)
+	nodetest.Eventually(t, 15*time.Second, "the rotated certificate is served", func() bool {
+		cn, err := servedCN(t, addr, pool)
+		return err == nil && cn == "second"
+	})
+	if logs.FilterMessage("operations API certificate reloaded").Len() == 0 {
+		t.Fatal("no reload logged")
+	}
+
+	// A broken certificate file: logged, the last good one keeps serving.
+	if err := os.WriteFile(cfg.TLS.Certificate, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 15*time.Second, "the broken file is reported", func() bool {
+		_, _ = servedCN(t, addr, pool) // a handshake triggers the check
+		return logs.FilterMessage("operations API certificate files changed but do not load; still serving the previous certificate").Len() > 0
+	})
+	for range 3 {
+		if cn, err := servedCN(t, addr, pool); err != nil || cn != "second" {
+			t.Fatalf("after a broken file: served %q %v, want the last good certificate", cn, err)
+		}
+	}
+
+	// A new CA (server certificate from it, and the CA file): clients of
+	// the new CA get in.
+	ca2 := newCA(t, "ops2")
+	thirdCert, thirdKey := ca2.issue(t, "third")
+	replace(cfg.TLS.PrivateKey, thirdKey)
+	replace(cfg.TLS.Certificate, thirdCert)
+	replace(cfg.TLS.CertificateAuthority, ca2.file)
+	pool2 := pemPool(t, ca2.file)
+	nodetest.Eventually(t, 15*time.Second, "the certificate of the new CA is served", func() bool {
+		cn, err := servedCN(t, addr, pool2)
+		return err == nil && cn == "third"
+	})
+	if _, err := servedCN(t, addr, pool); err == nil {
+		t.Fatal("a client of the old CA still trusts the new certificate")
+	}
+}
+
+// The client CA is re-read too: after the CA file changes, certificates of
+// the new CA are accepted and those of the old one refused.
+func TestHTTPSClientCARotation(t *testing.T) {
+	serverCA, oldClients, newClients := newCA(t, "server"), newCA(t, "clients-old"), newCA(t, "clients-new")
+	cfg := httpsConfig(t, serverCA, "a")
+	caFile := filepath.Join(t.TempDir(), "clients.pem")
+	b, _ := os.ReadFile(oldClients.file)
+	if err := os.WriteFile(caFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.OperationsAPI.TLS.CertificateAuthority = caFile
+	cfg.OperationsAPI.Network.MTLS = node.MTLS{Enabled: true, Required: true}
+	n := nodetest.Start(t, cfg)
+	tok := nodetest.SuperUser(t, n)
+	oldCert, oldKey := oldClients.issue(t, "c")
+	newCert, newKey := newClients.issue(t, "c")
+	call := func(cert, key string) error {
+		_, err := post(httpsClient(t, serverCA.file, withClientCert(t, cert, key)), httpsURL(n), tok, `{"operation":"cluster_get_routes"}`)
+		return err
+	}
+	if err := call(oldCert, oldKey); err != nil {
+		t.Fatalf("old client CA: %v", err)
+	}
+	if err := call(newCert, newKey); err == nil {
+		t.Fatal("new client CA accepted before the rotation")
+	}
+	b, _ = os.ReadFile(newClients.file)
+	if err := os.WriteFile(caFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, 15*time.Second, "the new client CA is used", func() bool { return call(newCert, newKey) == nil })
+	if err := call(oldCert, oldKey); err == nil {
+		t.Fatal("old client CA still accepted after the rotation")
+	}
+}
+
+// Plain HTTP beyond loopback is refused unless allowCleartext says so, with
+// a message that says how to serve HTTPS.
+func TestPlainHTTPBeyondLoopbackIsRefused(t *testing.T) {
+	for _, host := range []string{"0.0.0.0", "", "::"} {
+		cfg := nodetest.Config(t, "a")
+		cfg.OperationsAPI.Network.Host = host
+		_, err := node.Start(t.Context(), cfg, node.Options{})
+		if err == nil {
+			t.Fatalf("host %q: plain HTTP started beyond loopback", host)
+		}
+		for _, want := range []string{"clear text", "operationsApi.network.securePort", "operationsApi.network.allowCleartext: true"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("host %q: %v\nwant it to mention %q", host, err, want)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(cfg.RootPath, "state")); err == nil {
+			t.Fatalf("host %q: the refused node created its state", host)
+		}
+	}
+	for _, host := range []string{"127.0.0.1", "localhost", "::1", "127.0.0.2"} {
+		cfg := nodetest.Config(t, "a")
+		cfg.OperationsAPI.Network.Host = host
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("loopback host %q refused: %v", host, err)
+		}
+	}
+	// Told explicitly, it serves.
+	cfg := nodetest.Config(t, "a")
+	cfg.OperationsAPI.Network.Host = "0.0.0.0"
+	cfg.OperationsAPI.Network.AllowCleartext = true
+	n := nodetest.Start(t, cfg)
+	if r, err := getURL(&http.Client{Timeout: 10 * time.Second}, fmt.Sprintf("http://127.0.0.1:%d/livez", n.HTTPPort())); err != nil || r.status != 200 {
+		t.Fatalf("allowCleartext: %d %v", r.status, err)
+	}
+	// HTTPS beyond loopback needs no such key.
+	cfg = httpsConfig(t, newCA(t, "ops"), "b")
+	cfg.OperationsAPI.Network.Host = "0.0.0.0"
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("HTTPS on 0.0.0.0: %v", err)
+	}
+}
+
+// With securePort and no certificate, the node generates a self-signed
+// pair under rootPath (key 0600), logs its SHA-256 fingerprint, serves it
+// to clients that trust the certificate file, and keeps it across restarts.
+func TestHTTPSSelfSignedCertificate(t *testing.T) {
+	cfg := nodetest.Config(t, "a")
+	cfg.OperationsAPI.Network.Port = node.Off
+	cfg.OperationsAPI.Network.SecurePort = 0
+	certFile, keyFile := cfg.SelfSignedFiles()
+	if want := filepath.Join(cfg.RootPath, "keys"); filepath.Dir(certFile) != want || filepath.Dir(keyFile) != want {
+		t.Fatalf("self-signed files %s %s, want them in %s", certFile, keyFile, want)
+	}
+	fingerprint := func() string {
+		b, err := os.ReadFile(certFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(b)
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return events.Fingerprint(c)
+	}
+	n, logs := nodetest.StartLogged(t, cfg)
+	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("private key %s: %v %v, want mode 0600", keyFile, st.Mode(), err)
+	}
+	fp := fingerprint()
+	if len(fp) != 95 {
+		t.Fatalf("fingerprint %q is not a SHA-256 one", fp)
+	}
+	if logs.FilterMessage("generated a self-signed certificate for the operations API").Len() != 1 {
+		t.Fatal("generation not logged")
+	}
+	logged := logs.FilterMessage("operations API certificate").All()
+	if len(logged) != 1 || logged[0].ContextMap()["sha256"] != fp || logged[0].ContextMap()["self_signed"] != true {
+		t.Fatalf("certificate log %v, want sha256 %s", logged, fp)
+	}
+	if n.OperationsCAFile() != certFile {
+		t.Fatalf("OperationsCAFile %q, want %s", n.OperationsCAFile(), certFile)
+	}
+	tok := nodetest.SuperUser(t, n)
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		url := fmt.Sprintf("https://%s:%d", host, n.HTTPSPort())
+		if r, err := post(httpsClient(t, certFile, nil), url, tok, `{"operation":"cluster_get_routes"}`); err != nil || r.status != 200 {
+			t.Fatalf("%s with the self-signed certificate as CA: %d %q %v", url, r.status, r.body, err)
+		}
+	}
+	if _, err := post(&http.Client{Timeout: 10 * time.Second}, httpsURL(n), tok, `{"operation":"cluster_get_routes"}`); err == nil {
+		t.Fatal("a client trusting only the system roots accepted the self-signed certificate")
+	}
+	n.Close()
+
+	// Restarted on the same rootPath: the same certificate.
+	n, logs = nodetest.StartLogged(t, cfg)
+	if got := fingerprint(); got != fp {
+		t.Fatalf("certificate changed across a restart: %s, was %s", got, fp)
+	}
+	if logs.FilterMessage("generated a self-signed certificate for the operations API").Len() != 0 {
+		t.Fatal("generated again on restart")
+	}
+	n.Close()
+
+	// A start that crashed between the two writes left only the key: a new
+	// pair is made.
+	if err := os.Remove(certFile); err != nil {
+		t.Fatal(err)
+	}
+	n = nodetest.Start(t, cfg)
+	if got := fingerprint(); got == fp {
+		t.Fatal("the certificate was not regenerated")
+	}
+	if r, err := post(httpsClient(t, certFile, nil), httpsURL(n), tok, `{"operation":"cluster_get_routes"}`); err != nil || r.status != 200 {
+		t.Fatalf("after regeneration: %d %q %v", r.status, r.body, err)
+	}
+}
+
+// A certificate that does not load stops the start with the file named.
+func TestHTTPSBadCertificateRefusesToStart(t *testing.T) {
+	ca := newCA(t, "ops")
+	cfg := httpsConfig(t, ca, "a")
+	_, otherKey := ca.issue(t, "other")
+	cfg.TLS.PrivateKey = otherKey
+	_, err := node.Start(t.Context(), cfg, node.Options{})
+	if err == nil || !strings.Contains(err.Error(), cfg.TLS.Certificate) || !strings.Contains(err.Error(), "private key does not match public key") {
+		t.Fatalf("mismatched key: %v", err)
+	}
+	cfg = httpsConfig(t, ca, "a")
+	cfg.TLS.CertificateAuthority = writeFile(t, "ca.pem", "junk")
+	if err := cfg.Check(); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Fatalf("config check with a CA file without certificates: %v", err)
+	}
+	if _, err := node.Start(t.Context(), cfg, node.Options{}); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Fatalf("start with a CA file without certificates: %v", err)
+	}
+}
+
+// cluster_status reports a peer's HTTPS port as its operations_api port
+// when the peer serves HTTPS.
+func TestClusterStatusReportsTheHTTPSPort(t *testing.T) {
+	ca := newCA(t, "ops")
+	b := nodetest.Start(t, httpsConfig(t, ca, "b"))
+	a := nodetest.StartNamed(t, "a")
+	if r := nodetest.Op(t, a, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{nodetest.ClusterRoute(b)}}); r.Status != 200 {
+		t.Fatalf("set routes: %s", r.Body)
+	}
+	for _, n := range []*node.Node{a, b} {
+		mustOp(t, n, "create_table", `{"table":"dog"}`)
+	}
+	nodetest.Eventually(t, 10*time.Second, "add_node", func() bool {
+		return nodetest.Op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, false)}}).Status == 200
+	})
+	r := nodetest.Op(t, a, "cluster_status", `{}`)
+	want := fmt.Sprintf(`"ports":{"clustering":%d,"operations_api":%d}`, b.Servers.Ports().Cluster, b.HTTPSPort())
+	if r.Status != 200 || !strings.Contains(string(r.Body), want) {
+		t.Fatalf("cluster_status %d %s\nwant %s", r.Status, r.Body, want)
+	}
+}
