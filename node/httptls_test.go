@@ -87,7 +87,7 @@ func post(c *http.Client, url, token, body string) (httpReply, error) {
 	return do(c, req)
 }
 
-func getURL(c *http.Client, url string) (httpReply, error) {
+func getOver(c *http.Client, url string) (httpReply, error) {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return httpReply{}, err
@@ -115,7 +115,7 @@ func servesEverything(t *testing.T, c *http.Client, base, token string) {
 		var r httpReply
 		var err error
 		nodetest.Eventually(t, 30*time.Second, base+path, func() bool {
-			r, err = getURL(c, base+path)
+			r, err = getOver(c, base+path)
 			return err == nil && r.status == 200
 		})
 		if !strings.Contains(r.body, want) {
@@ -208,13 +208,13 @@ func TestHTTPSClientCertificates(t *testing.T) {
 		if r, err := post(httpsClient(t, ca.file, nil), url, tok, get); err != nil || r.status != 200 {
 			t.Fatalf("no certificate, token: %d %q %v", r.status, r.body, err)
 		}
-		if r, err := post(httpsClient(t, ca.file, nil), url, "", get); err != nil || r.status != 401 || !strings.Contains(r.body, "missing Authorization header") {
+		if r, err := post(httpsClient(t, ca.file, nil), url, "", get); err != nil || r.status != 401 || !strings.Contains(r.body, "Must login") {
 			t.Fatalf("no certificate, no token: %d %q %v", r.status, r.body, err)
 		}
 		// A verified certificate names its user (the CN), which is then
 		// authenticated like any caller.
 		r, err := post(httpsClient(t, ca.file, withClientCert(t, clientCert, clientKey)), url, "", get)
-		if err != nil || r.status != 401 || !strings.Contains(r.body, "client certificate for user 'admin'") {
+		if err != nil || r.status != 401 || !strings.Contains(r.body, "the client certificate's user 'admin' is not an active user") {
 			t.Fatalf("certificate, no token: %d %q %v", r.status, r.body, err)
 		}
 		// The Authorization header wins over the certificate.
@@ -244,7 +244,7 @@ func TestHTTPSClientCertificates(t *testing.T) {
 		}
 		// mtls.user names the user, whatever the certificate's CN.
 		r, err := post(httpsClient(t, ca.file, withClientCert(t, clientCert, clientKey)), url, "", get)
-		if err != nil || r.status != 401 || !strings.Contains(r.body, "client certificate for user 'ops-robot'") {
+		if err != nil || r.status != 401 || !strings.Contains(r.body, "the client certificate's user 'ops-robot' is not an active user") {
 			t.Fatalf("certificate, no token: %d %q %v", r.status, r.body, err)
 		}
 		if r, err := post(httpsClient(t, ca.file, withClientCert(t, clientCert, clientKey)), url, tok, get); err != nil || r.status != 200 {
@@ -397,7 +397,7 @@ func TestPlainHTTPBeyondLoopbackIsRefused(t *testing.T) {
 	cfg.OperationsAPI.Network.Host = "0.0.0.0"
 	cfg.OperationsAPI.Network.AllowCleartext = true
 	n := nodetest.Start(t, cfg)
-	if r, err := getURL(&http.Client{Timeout: 10 * time.Second}, fmt.Sprintf("http://127.0.0.1:%d/livez", n.HTTPPort())); err != nil || r.status != 200 {
+	if r, err := getOver(&http.Client{Timeout: 10 * time.Second}, fmt.Sprintf("http://127.0.0.1:%d/livez", n.HTTPPort())); err != nil || r.status != 200 {
 		t.Fatalf("allowCleartext: %d %v", r.status, err)
 	}
 	// HTTPS beyond loopback needs no such key.

@@ -169,8 +169,8 @@ func (c Config) checkOperationsTLS() []string {
 		return nil
 	}
 	files := c.operationsTLSFiles()
-	if c.usesSelfSigned() && !fileExists(files.Certificate) && !fileExists(files.PrivateKey) {
-		return nil
+	if c.usesSelfSigned() && !(fileExists(files.Certificate) && fileExists(files.PrivateKey)) {
+		return nil // generated at start (both again when one is missing)
 	}
 	if _, err := events.LoadTLSFiles(files); err != nil {
 		return []string{"operations API TLS: " + err.Error()}

@@ -51,7 +51,8 @@ operationsApi:
 	}
 }
 
-// `clusterd token` prints the token alone on stdout, and on stderr a curl
+// `clusterd token --examples` (the default on a terminal) prints the token
+// alone on stdout, and on stderr a curl
 // command for the node's operations API that works as printed: HTTPS with
 // the CA file to trust (here the node's self-signed certificate).
 func TestTokenPrintsAWorkingHTTPSExample(t *testing.T) {
@@ -75,7 +76,7 @@ func TestTokenPrintsAWorkingHTTPSExample(t *testing.T) {
 	defer n.Close()
 
 	var stdout, stderr bytes.Buffer
-	if err := run([]string{"token", "--config", file, "--user", "admin"}, &stdout, &stderr); err != nil {
+	if err := run([]string{"token", "--config", file, "--user", "admin", "--examples"}, &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
 	tok := strings.TrimSpace(stdout.String())

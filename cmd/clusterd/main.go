@@ -125,7 +125,8 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	user := fs.String("user", "", "user (sub claim)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime, at most auth.maxTokenTTL (24h unless configured)")
 	createKey := fs.Bool("create-key", false, "create the issuer key file when it does not exist (a new key no node trusts yet)")
-	if err := parseFlags(fs, args, stdout, "clusterd token [--config FILE] --user NAME [--role super_user] [--ttl 1h] [--create-key]"); err != nil {
+	examples := fs.Bool("examples", stderrIsTerminal(stderr), "print curl and nats commands that use the token on stderr (default: when stderr is a terminal)")
+	if err := parseFlags(fs, args, stdout, "clusterd token [--config FILE] --user NAME [--role super_user] [--ttl 1h] [--create-key] [--examples]"); err != nil {
 		return err
 	}
 	if *user == "" {
@@ -150,6 +151,8 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, tok)
-	printTokenUsage(stderr, cfg)
+	if *examples {
+		printTokenUsage(stderr, cfg)
+	}
 	return nil
 }

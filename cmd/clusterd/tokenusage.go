@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/clusterd/clusterd/node"
@@ -30,4 +31,14 @@ func shellQuote(s string) string {
 		}
 	}
 	return s
+}
+
+// stderrIsTerminal: w is a terminal (a person reads it), not a pipe or file.
+func stderrIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
