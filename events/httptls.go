@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -62,6 +63,39 @@ type CertReloader struct {
 
 	cfg  atomic.Pointer[tls.Config]
 	leaf atomic.Pointer[x509.Certificate]
+
+	reloads *prometheus.CounterVec // nil until Register
+}
+
+// Register exports the served certificate's expiry and the reloads (ok or
+// failed) to reg, so an alert can fire before the certificate expires or
+// when a rotation did not take.
+func (r *CertReloader) Register(reg prometheus.Registerer) error {
+	expiry := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "clusterd_operations_api_certificate_expiry_timestamp_seconds",
+		Help: "When the certificate the HTTPS operations API serves expires (Unix seconds).",
+	}, func() float64 { return float64(r.Leaf().NotAfter.Unix()) })
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "clusterd_operations_api_certificate_reloads_total",
+		Help: "Changed certificate files seen by the HTTPS operations API, by result (ok: now served; failed: not loadable, the previous certificate kept).",
+	}, []string{"result"})
+	for _, c := range []prometheus.Collector{expiry, reloads} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	reloads.WithLabelValues("ok")
+	reloads.WithLabelValues("failed")
+	r.mu.Lock()
+	r.reloads = reloads
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *CertReloader) count(result string) {
+	if r.reloads != nil {
+		r.reloads.WithLabelValues(result).Inc()
+	}
 }
 
 // NewCertReloader loads files; a failure here is a configuration error.
@@ -133,6 +167,7 @@ func (r *CertReloader) Refresh(force bool) {
 	if err != nil {
 		if !sameFiles(raw, r.rejected) {
 			r.rejected = raw
+			r.count("failed")
 			r.log.Warn("operations API certificate files changed but do not load; still serving the previous certificate",
 				zap.String("certificate", r.files.Certificate), zap.Error(err),
 				zap.String("serving_sha256", Fingerprint(r.leaf.Load())))
@@ -140,6 +175,7 @@ func (r *CertReloader) Refresh(force bool) {
 		return
 	}
 	r.seen, r.rejected = raw, [3][]byte{}
+	r.count("ok")
 	r.cfg.Store(cfg)
 	r.leaf.Store(leaf)
 	r.log.Info("operations API certificate reloaded", zap.String("certificate", r.files.Certificate),

@@ -1,6 +1,8 @@
 package node_test
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +21,9 @@ import (
 	"github.com/clusterd/clusterd/events"
 	"github.com/clusterd/clusterd/node"
 	"github.com/clusterd/clusterd/node/nodetest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // httpsConfig is a test node serving HTTPS only (plain HTTP off), with a
@@ -328,6 +334,24 @@ func TestHTTPSCertificateRotation(t *testing.T) {
 	if _, err := servedCN(t, addr, pool); err == nil {
 		t.Fatal("a client of the old CA still trusts the new certificate")
 	}
+	// /metrics: the reloads and the served certificate's expiry.
+	r, err := getOver(httpsClient(t, ca2.file, nil), "https://"+addr+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := n.OperationsCertificate()
+	for _, want := range []string{
+		`clusterd_operations_api_certificate_reloads_total{result="ok"} 2`,
+		`clusterd_operations_api_certificate_reloads_total{result="failed"} 1`,
+		fmt.Sprintf("clusterd_operations_api_certificate_expiry_timestamp_seconds %s", strconv.FormatFloat(float64(leaf.NotAfter.Unix()), 'g', -1, 64)),
+	} {
+		if !strings.Contains(r.body, want) {
+			t.Fatalf("/metrics lacks %q", want)
+		}
+	}
+	if leaf.Subject.CommonName != "third" {
+		t.Fatalf("OperationsCertificate %s", leaf.Subject)
+	}
 }
 
 // The client CA is re-read too: after the CA file changes, certificates of
@@ -431,7 +455,13 @@ func TestHTTPSSelfSignedCertificate(t *testing.T) {
 		}
 		return events.Fingerprint(c)
 	}
-	n, logs := nodetest.StartLogged(t, cfg)
+	core, logs := observer.New(zapcore.DebugLevel)
+	var stdout bytes.Buffer
+	n, err := node.Start(t.Context(), cfg, node.Options{Log: zap.New(core), Stdout: &stdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
 	if st, err := os.Stat(keyFile); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("private key %s: %v %v, want mode 0600", keyFile, st.Mode(), err)
 	}
@@ -445,6 +475,10 @@ func TestHTTPSSelfSignedCertificate(t *testing.T) {
 	logged := logs.FilterMessage("operations API certificate").All()
 	if len(logged) != 1 || logged[0].ContextMap()["sha256"] != fp || logged[0].ContextMap()["self_signed"] != true {
 		t.Fatalf("certificate log %v, want sha256 %s", logged, fp)
+	}
+	// The first start tells the user how to trust it.
+	if want := fmt.Sprintf("SHA-256 %s). Clients trust it with:\n  curl --cacert %s https://127.0.0.1:%d/readyz\n", fp, certFile, n.HTTPSPort()); !strings.Contains(stdout.String(), want) {
+		t.Fatalf("first-start hint:\n%s\nwant it to contain:\n%s", stdout.String(), want)
 	}
 	if n.OperationsCAFile() != certFile {
 		t.Fatalf("OperationsCAFile %q, want %s", n.OperationsCAFile(), certFile)
@@ -525,4 +559,65 @@ func TestClusterStatusReportsTheHTTPSPort(t *testing.T) {
 	if r.Status != 200 || !strings.Contains(string(r.Body), want) {
 		t.Fatalf("cluster_status %d %s\nwant %s", r.Status, r.Body, want)
 	}
+}
+
+// The HTTPS listener is under the same limits as plain HTTP: a client that
+// connects and never completes the handshake is dropped after
+// headersTimeout, and both listeners share one maxConnections budget.
+func TestHTTPSListenerSharesTheLimits(t *testing.T) {
+	ca := newCA(t, "ops")
+	cfg := httpsConfig(t, ca, "a")
+	cfg.OperationsAPI.Network.Port = 0
+	cfg.OperationsAPI.Network.MaxConnections = 2
+	cfg.OperationsAPI.Network.HeadersTimeout = 500 * time.Millisecond
+	cfg.OperationsAPI.Network.KeepAliveTimeout = time.Minute
+	n := nodetest.Start(t, cfg)
+	httpsAddr := fmt.Sprintf("127.0.0.1:%d", n.HTTPSPort())
+
+	// Silent: TCP connected, no ClientHello.
+	silent, err := net.Dial("tcp", httpsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	start := time.Now()
+	_ = silent.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err = silent.Read(make([]byte, 1))
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("a silent connection to the HTTPS port was not dropped: %v after %v", err, time.Since(start))
+	}
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Fatalf("silent connection dropped after %v, before headersTimeout", d)
+	}
+
+	// Two kept-alive HTTPS connections take the whole budget...
+	pool := pemPool(t, ca.file)
+	var held []*tls.Conn
+	for range 2 {
+		c, err := tls.Dial("tcp", httpsAddr, &tls.Config{RootCAs: pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET /livez HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("kept-alive HTTPS request: %v %v", resp, err)
+		}
+		held = append(held, c)
+	}
+	// ...so plain HTTP waits...
+	plain := fmt.Sprintf("http://127.0.0.1:%d/livez", n.HTTPPort())
+	if r, err := getOver(&http.Client{Timeout: time.Second}, plain); err == nil {
+		t.Fatalf("plain HTTP served beyond the shared budget: %d", r.status)
+	}
+	// ...until one of them closes.
+	held[0].Close()
+	nodetest.Eventually(t, 15*time.Second, "plain HTTP served once a slot is free", func() bool {
+		r, err := getOver(&http.Client{Timeout: 2 * time.Second}, plain)
+		return err == nil && r.status == 200
+	})
 }

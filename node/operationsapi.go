@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/topology"
 	"go.uber.org/zap"
 )
 
@@ -55,6 +57,10 @@ func (n *Node) startHTTP() error {
 				cert, key := n.Config.SelfSignedFiles()
 				n.first.made = append(n.first.made, key, cert) // a failed first start removes them
 				n.log.Info("generated a self-signed certificate for the operations API", zap.String("file", cert))
+				n.first.hints = append(n.first.hints, func(w io.Writer, _ topology.Ports) {
+					fmt.Fprintf(w, "Generated a self-signed certificate for the operations API (%s, SHA-256 %s). Clients trust it with:\n"+
+						"  curl --cacert %s %s/readyz\n", cert, events.Fingerprint(n.api.certs.Leaf()), cert, n.OperationsURL())
+				})
 			}
 		}
 		certs, err := events.NewCertReloader(n.Config.operationsTLSFiles(), n.Config.clientCerts(), n.log.Named("https"))
@@ -62,6 +68,9 @@ func (n *Node) startHTTP() error {
 			return fmt.Errorf("operations API TLS: %w", err)
 		}
 		n.api.certs = certs
+		if err := certs.Register(n.Metrics.Registry); err != nil {
+			return err
+		}
 		leaf := certs.Leaf()
 		n.log.Info("operations API certificate", zap.String("file", n.Config.operationsTLSFiles().Certificate),
 			zap.String("subject", leaf.Subject.String()), zap.String("sha256", events.Fingerprint(leaf)),
