@@ -300,6 +300,7 @@ func applyEnv(tree map[string]any, env []string) error {
 		// Type-check this override alone, so a problem names the variable.
 		one := map[string]any{}
 		setPath(one, path, val)
+		nullPortsOff(one) // OPERATIONSAPI_NETWORK_PORT= (or null) turns plain HTTP off
 		if b, err := yaml.Marshal(one); err == nil {
 			if err := decodeStrict(b, &Config{}); err != nil {
 				return fmt.Errorf("environment %s: %w", k, describeYAML(b, err, false))

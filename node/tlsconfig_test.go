@@ -63,6 +63,12 @@ operationsApi:
 	if unknown := node.UnknownEnv([]string{"OPERATIONSAPI_NETWORK_MTLS=true", "OPERATIONSAPI_NETWORK_MTLS_USER=x", "TLS_CERTIFICATE=x", "OPERATIONSAPI_NETWORK_ALLOWCLEARTEXT=true"}); len(unknown) != 0 {
 		t.Fatalf("keys taken for unknown: %v", unknown)
 	}
+	for _, v := range []string{"OPERATIONSAPI_NETWORK_PORT=", "OPERATIONSAPI_NETWORK_PORT=null", "OPERATIONSAPI_NETWORK_PORT=-1"} {
+		c, err := node.Load("", []string{v, "OPERATIONSAPI_NETWORK_SECUREPORT=9926"})
+		if err != nil || c.OperationsAPI.Network.Port != node.Off {
+			t.Fatalf("%s: port %d %v, want off", v, c.OperationsAPI.Network.Port, err)
+		}
+	}
 	for _, v := range []string{"OPERATIONSAPI_NETWORK_MTLS=false", "OPERATIONSAPI_NETWORK_MTLS={enabled: false}"} {
 		c, err := node.Load("", []string{v})
 		if err != nil || c.OperationsAPI.Network.MTLS.Enabled {
