@@ -134,6 +134,22 @@ type ClusterStatusReply struct {
 	NodeName    string             `json:"node_name"`
 	IsEnabled   bool               `json:"is_enabled"`
 	Connections []ConnectionStatus `json:"connections"`
+	// LinkProblems are the addressed node's link faults (empty when none).
+	LinkProblems []LinkProblem `json:"link_problems,omitempty"`
+}
+
+// LinkProblem is a fault on the links between the addressed node and
+// another: Kind duplicate_name, credentials, tls or unreachable; Link route
+// or leafnode; Message what to do. Fatal ones make the node unready.
+type LinkProblem struct {
+	Kind    string    `json:"kind"`
+	Link    string    `json:"link"`
+	Remote  string    `json:"remote"`
+	Message string    `json:"message"`
+	Fatal   bool      `json:"fatal"`
+	Since   time.Time `json:"since"`
+	Last    time.Time `json:"last"`
+	Count   int       `json:"count"`
 }
 
 // ConnectionStatus is one peer in cluster_status. Ports, LatencyMS, Uptime and

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.uber.org/zap"
 	"sort"
 	"strings"
 	"sync"
@@ -837,6 +838,8 @@ func (o *Ops) RemoveNode(ctx context.Context, _ events.Caller, body []byte) (any
 	}
 	o.Bus.Publish(events.NodesChanged)
 	if err := o.deliverNotice(ctx, notice); err != nil {
+		o.log().Warn("remove_node: removed locally, the remote node was not told; it is told once it answers",
+			zap.String("op", "remove_node"), zap.String("peer", req.NodeName), zap.Error(err))
 		return RemoveNodeReply{Message: "Successfully removed '" + req.NodeName + "' from local manifest, however there was an error reaching remote node. Check the logs for more details."}, nil
 	}
 	return RemoveNodeReply{Message: "Successfully removed '" + req.NodeName + "' from manifest"}, nil
@@ -1025,6 +1028,7 @@ func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, body []byte
 	settled := map[string]bool{}
 	for _, r := range results {
 		if r.err != nil {
+			o.log().Warn("configure_cluster: node not configured", zap.String("op", "configure_cluster"), zap.String("peer", r.name), zap.Error(r.err))
 			failed[r.name] = true
 			if !r.timedOut && !oldNames[r.name] {
 				settled[r.name] = true

@@ -6,6 +6,7 @@ import (
 	"github.com/clusterd/clusterd/events"
 	"github.com/clusterd/clusterd/storage"
 	"github.com/clusterd/clusterd/topology"
+	"go.uber.org/zap"
 )
 
 // Ops holds what the operations need.
@@ -24,6 +25,9 @@ type Ops struct {
 	Started  time.Time
 	Version  string
 	HTTPPort func() int
+	// Log receives what replies point to ("Check the logs for more
+	// details"); nil discards it.
+	Log *zap.Logger
 
 	locks    nodeLocks
 	links    linkQueues
@@ -61,4 +65,11 @@ func OperationNames() []string {
 		names[i] = op.Name
 	}
 	return names
+}
+
+func (o *Ops) log() *zap.Logger {
+	if o.Log == nil {
+		return zap.NewNop()
+	}
+	return o.Log
 }

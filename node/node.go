@@ -194,6 +194,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Started:           n.started,
 		Version:           Version,
 		HTTPPort:          n.operationsAPIPort,
+		Log:               log.Named("ops"),
 	}
 	if n.dispatcher, err = events.NewDispatcher(n.Ops.Operations(), n.Auth, n.Metrics, log.Named("ops")); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -572,7 +573,7 @@ func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 		}
 	}
 	r.Log.Info("replication sources updated", zap.Int("groups", len(all)), zap.Int("added", len(added)),
-		zap.Int("dropped", len(plan.Drop)), zap.Int("restarted_stalled", len(stalled)))
+		zap.Int("dropped", len(plan.Drop)), zap.Int("restarted_stalled", len(stalled)), zap.Strings("stalled_peers", stalledPeers(have, stalled)))
 	if info, err := r.Stream.Info(ctx); err == nil {
 		r.observe(info, want, peerErrs)
 	}
@@ -852,4 +853,18 @@ func (r *ReplicationReconciler) Positions(ctx context.Context, n storage.Node) (
 		out[k] = p
 	}
 	return out, nil
+}
+
+// stalledPeers names the peers of the stalled groups, sorted, for the log:
+// "restarted_stalled: 1" every few seconds says nothing about which peer is
+// down.
+func stalledPeers(have []sourceGroup, stalled map[string]bool) []string {
+	var out []string
+	for _, g := range have {
+		if stalled[g.ID] && !slices.Contains(out, g.Peer) {
+			out = append(out, g.Peer)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -482,6 +482,13 @@ func (n natsLogger) Warnf(f string, v ...any) {
 	if strings.HasPrefix(msg, "Plaintext passwords detected") {
 		return
 	}
+	// A new source makes nats-server rebuild its sourcing state with a
+	// backward scan and warn about it; clusterd logs the source change
+	// itself ("replication sources updated"), so this is routine.
+	if strings.Contains(msg, "Sourcing state is outdated") {
+		n.l.Debug(msg)
+		return
+	}
 	n.l.Warn(msg)
 }
 func (n natsLogger) Fatalf(f string, v ...any) { n.l.Error(fmt.Sprintf(f, v...)) }
