@@ -73,6 +73,9 @@ type Node struct {
 // Options are the process-level inputs of Start.
 type Options struct {
 	Log *zap.Logger
+	// BeginAnew lets a node whose state store is damaged, or empty while the
+	// node has history, start with an empty one (BeginAnewFlag).
+	BeginAnew bool
 	// Stdout receives the one-time `nats context save` hint when a cluster
 	// password is generated. Nil discards it.
 	Stdout io.Writer
@@ -120,7 +123,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		return nil, err
 	}
 	n.Auth = auth.NewAuthenticator(verifier, nil)
-	if n.Store, err = storage.Open(filepath.Join(cfg.RootPath, "state")); err != nil {
+	if n.Store, err = n.openStore(o.BeginAnew); err != nil {
 		return nil, err
 	}
 	if err := n.seedRoutes(); err != nil {
@@ -326,6 +329,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		zap.Bool("clustering_enabled", cfg.Clustering.Enabled),
 		zap.String("issuer", auth.IssuerID(n.issuerKey.Public().(ed25519.PublicKey))))
 	n.first.print(o.Stdout, p)
+	n.markStarted()
 	n.up.Store(true)
 	return n, nil
 }

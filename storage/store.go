@@ -72,8 +72,15 @@ func BadgerOptions(dir string) badger.Options {
 }
 
 // Open opens (creating if needed) the store in dir with synced writes.
+//
+// Damaged files are refused before Badger sees them (CheckFiles, a
+// *DamageError), and an error or panic inside Badger's open is returned as
+// an error naming the store.
 func Open(dir string) (*Store, error) {
-	db, err := badger.Open(BadgerOptions(dir))
+	if err := CheckFiles(dir); err != nil {
+		return nil, err
+	}
+	db, err := openBadger(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", dir, err)
 	}
@@ -84,6 +91,16 @@ func Open(dir string) (*Store, error) {
 	}
 	s.startCommitter()
 	return s, nil
+}
+
+// openBadger opens Badger, turning a panic on its open path into an error.
+func openBadger(dir string) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("badger panicked while opening (%v)", r)
+		}
+	}()
+	return badger.Open(BadgerOptions(dir))
 }
 
 // Close commits the updates still queued (deferred ones included), then

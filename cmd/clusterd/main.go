@@ -68,7 +68,8 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	cfgPath := fs.String("config", "", "YAML config file (optional; env overrides apply either way)")
 	logFormat := fs.String("log-format", "", "json or console (default: logging.format, else json)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: logging.level, else info)")
-	if err := parseFlags(fs, args, stdout, "clusterd [--config FILE] [--log-format json|console] [--log-level LEVEL]  (runs a node; clusterd help lists the commands)"); err != nil {
+	beginAnew := fs.Bool(strings.TrimPrefix(node.BeginAnewFlag, "--"), false, "start even though the state store is damaged (it is moved aside) or lost while the node has history: begins with an empty state store")
+	if err := parseFlags(fs, args, stdout, "clusterd [--config FILE] [--log-format json|console] [--log-level LEVEL] [--begin-anew]  (runs a node; clusterd help lists the commands)"); err != nil {
 		return err
 	}
 	cfg, err := node.Load(*cfgPath, os.Environ())
@@ -89,7 +90,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	n, err := node.Start(ctx, cfg, node.Options{Log: log, Stdout: stdout})
+	n, err := node.Start(ctx, cfg, node.Options{Log: log, Stdout: stdout, BeginAnew: *beginAnew})
 	if err != nil {
 		return err
 	}
