@@ -19,6 +19,7 @@ var commands = []struct{ name, args, what string }{
 	{"token", "[--config FILE] --user NAME [--role super_user] [--ttl 1h] [--create-key]", "print a role token the node with this config trusts"},
 	{"config check", "[--config FILE]", "validate a config as the node would and print the effective values (secrets redacted)"},
 	{"status", "[--server URL | --context NAME | --http URL] [--node NAME] [--watch] [--json]", "show the cluster at a glance: nodes, routes, links, link problems, replication per peer and table"},
+	{"replicate", "--tables db.t[,db.t…] [--start-time TIME] [--nodes a,b,…] [--server URL | --context NAME]", "replicate tables on every node of the mesh: every pair, both ways (replication is not transitive)"},
 	{"demo", "[--dir DIR] [--base-port 19100]", "run a local 3-node cluster in one process until Ctrl-C"},
 	{"version", "", "print clusterd's version"},
 	{"help", "[COMMAND]", "show this help, or a command's"},

@@ -34,7 +34,7 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"version", "--help"}, help: true, stdout: "Usage: clusterd version"},
 		{args: []string{"--config", "x.yaml", "--help"}, help: true, stdout: "-log-format"},
 		{args: []string{"version"}, stdout: "0."},
-		{args: []string{"tokn"}, errWant: `unknown command "tokn" (did you mean 'token'?); commands are config, demo, help, status, token, version`},
+		{args: []string{"tokn"}, errWant: `unknown command "tokn" (did you mean 'token'?); commands are config, demo, help, replicate, status, token, version`},
 		{args: []string{"serve"}, errWant: `unknown command "serve"; commands are`},
 		{args: []string{"config", "check", "extra"}, errWant: `clusterd config check: unexpected argument "extra" (clusterd config check --help lists the flags)`},
 		{args: []string{"config", "chek"}, errWant: "usage: clusterd config check [--config FILE]"},

@@ -42,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return demoCmd(args[1:], stdout, stderr)
 		case "status":
 			return statusCmd(args[1:], stdout, stderr)
+		case "replicate":
+			return replicateCmd(args[1:], stdout, stderr)
 		case "version":
 			if len(args) > 1 && strings.TrimLeft(args[1], "-") == "help" || len(args) > 1 && args[1] == "-h" {
 				fmt.Fprintln(stdout, "Usage: clusterd version\n\nPrints clusterd's version.")
