@@ -8,7 +8,6 @@ type Kind string
 const (
 	RoutesChanged Kind = "routes.changed"
 	NodesChanged  Kind = "nodes.changed"
-	TablesChanged Kind = "tables.changed"
 )
 
 // Bus fans change announcements out to workers. Announcements coalesce: a

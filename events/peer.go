@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,10 +37,38 @@ var (
 	ErrNoResponse   = errors.New("listening but did not respond")
 )
 
-// RemoteError is an error the peer itself returned.
-type RemoteError struct{ Message string }
+// RemoteError is an error the peer itself returned. Code, when set, is what
+// a caller acts on (CodeUnknownCall, CodeBusy); Message is for people.
+type RemoteError struct {
+	Code    string
+	Message string
+}
 
 func (e *RemoteError) Error() string { return e.Message }
+
+// Codes of inter-node errors that callers act on.
+const (
+	// CodeUnknownCall: the peer does not serve the call (it runs an older
+	// clusterd); the caller may fall back on older calls.
+	CodeUnknownCall = "unknown_call"
+	// CodeBusy: the peer applied nothing because it is changing the same
+	// records itself; the caller may retry.
+	CodeBusy = "busy"
+)
+
+// CodedError is an error a PeerHandler returns with a code for the caller.
+type CodedError struct {
+	Code    string
+	Message string
+}
+
+func (e *CodedError) Error() string { return e.Message }
+
+// HasCode says whether err is a peer's error with code.
+func HasCode(err error, code string) bool {
+	var re *RemoteError
+	return errors.As(err, &re) && re.Code == code
+}
 
 type peerAuth struct{ key []byte }
 
@@ -123,13 +152,14 @@ func (c *PeerClient) Call(ctx context.Context, node, call string, req, resp any)
 	}
 	var env struct {
 		Error  *string         `json:"error"`
+		Code   string          `json:"code"`
 		Result json.RawMessage `json:"result"`
 	}
 	if err := json.Unmarshal(out.Data, &env); err != nil {
 		return fmt.Errorf("call %s on %s: bad reply: %w", call, node, err)
 	}
 	if env.Error != nil {
-		return &RemoteError{Message: *env.Error}
+		return remoteError(env.Code, *env.Error)
 	}
 	if resp == nil {
 		return nil
@@ -160,16 +190,61 @@ func (c *PeerClient) signed(subject string, body []byte) *nats.Msg {
 }
 
 // UnknownCall begins the error a node answers a call it does not serve with
-// (one added in a later version): callers may fall back on older calls.
+// (one added in a later version), coded CodeUnknownCall.
 const UnknownCall = "unknown inter-node call"
+
+// remoteError builds a peer's error. Peers from before error codes sent the
+// unknown-call error as text only: that one text is given its code here, at
+// the transport's edge, so callers only ever look at codes.
+func remoteError(code, msg string) *RemoteError {
+	if code == "" && strings.HasPrefix(msg, UnknownCall) {
+		code = CodeUnknownCall
+	}
+	return &RemoteError{Code: code, Message: msg}
+}
+
+// maxPeerCalls bounds the inter-node calls a node serves at once; more wait
+// in their subscription's queue (the callers' timeouts bound the wait).
+const maxPeerCalls = 1024
 
 // PeerHandler serves one inter-node call from node `from`.
 type PeerHandler func(ctx context.Context, from string, body []byte) (any, error)
 
 // PeerServer answers inter-node calls addressed to this node, and the
-// broadcast calls every node answers.
+// broadcast calls every node answers. It serves at most maxPeerCalls at
+// once, under a context that Stop cancels, and Stop waits for them.
 type PeerServer struct {
-	subs []*nats.Subscription
+	subs   []*nats.Subscription
+	ctx    context.Context
+	cancel context.CancelFunc
+	slots  chan struct{}
+
+	mu       sync.Mutex
+	stopped  bool
+	inflight sync.WaitGroup
+}
+
+// begin takes a slot for one call, waiting while maxPeerCalls run; false
+// once Stop was called.
+func (p *PeerServer) begin() bool {
+	select {
+	case p.slots <- struct{}{}:
+	case <-p.ctx.Done():
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		<-p.slots
+		return false
+	}
+	p.inflight.Add(1)
+	return true
+}
+
+func (p *PeerServer) end() {
+	<-p.slots
+	p.inflight.Done()
 }
 
 // StartPeerServer subscribes to this node's inter-node subject and to the
@@ -178,9 +253,15 @@ type PeerServer struct {
 // node.
 func StartPeerServer(nc *nats.Conn, self, password string, handlers map[string]PeerHandler, log *zap.Logger) (*PeerServer, error) {
 	auth := newPeerAuth(password)
+	ps := &PeerServer{slots: make(chan struct{}, maxPeerCalls)}
+	ps.ctx, ps.cancel = context.WithCancel(context.Background())
 	serve := func(prefix string, broadcast bool) nats.MsgHandler {
 		return func(m *nats.Msg) {
+			if !ps.begin() {
+				return
+			}
 			go func() {
+				defer ps.end()
 				reply := func(v any, err error) {
 					if m.Reply == "" {
 						return // a notification (Notify)
@@ -188,6 +269,10 @@ func StartPeerServer(nc *nats.Conn, self, password string, handlers map[string]P
 					env := map[string]any{"result": v}
 					if err != nil {
 						env = map[string]any{"error": err.Error()}
+						var ce *CodedError
+						if errors.As(err, &ce) {
+							env["code"] = ce.Code
+						}
 					}
 					if broadcast {
 						env["node"] = self
@@ -204,10 +289,10 @@ func StartPeerServer(nc *nats.Conn, self, password string, handlers map[string]P
 				call := strings.TrimPrefix(m.Subject, prefix)
 				h, ok := handlers[call]
 				if !ok {
-					reply(nil, fmt.Errorf("%s %q", UnknownCall, call))
+					reply(nil, &CodedError{Code: CodeUnknownCall, Message: fmt.Sprintf("%s %q", UnknownCall, call)})
 					return
 				}
-				v, err := h(context.Background(), from, m.Data)
+				v, err := h(ps.ctx, from, m.Data)
 				if err != nil {
 					log.Warn("inter-node call failed", zap.String("call", call), zap.String("peer", from), zap.Error(err))
 				}
@@ -218,22 +303,31 @@ func StartPeerServer(nc *nats.Conn, self, password string, handlers map[string]P
 	prefix := peerPrefix + self + "."
 	sub, err := nc.QueueSubscribe(prefix+"*", "clusterd", serve(prefix, false))
 	if err != nil {
+		ps.cancel()
 		return nil, err
 	}
 	// Not a queue subscription: a broadcast is for every node.
 	all, err := nc.Subscribe(broadcastPrefix+"*", serve(broadcastPrefix, true))
 	if err != nil {
 		_ = sub.Unsubscribe()
+		ps.cancel()
 		return nil, err
 	}
-	return &PeerServer{subs: []*nats.Subscription{sub, all}}, nc.Flush()
+	ps.subs = []*nats.Subscription{sub, all}
+	return ps, nc.Flush()
 }
 
-// Stop stops taking calls.
+// Stop stops taking calls, cancels the context of those in flight and waits
+// for them to finish.
 func (p *PeerServer) Stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
 	for _, s := range p.subs {
 		_ = s.Unsubscribe()
 	}
+	p.cancel()
+	p.inflight.Wait()
 }
 
 // Announcements are signed one-way broadcasts to every node (e.g. "I have
@@ -309,6 +403,7 @@ func (c *PeerClient) Broadcast(ctx context.Context, call string, req any, wait t
 		var env struct {
 			Node   string          `json:"node"`
 			Error  *string         `json:"error"`
+			Code   string          `json:"code"`
 			Result json.RawMessage `json:"result"`
 		}
 		if json.Unmarshal(m.Data, &env) != nil || env.Node == "" {
@@ -316,7 +411,7 @@ func (c *PeerClient) Broadcast(ctx context.Context, call string, req any, wait t
 		}
 		r := PeerReply{Node: env.Node, Elapsed: time.Since(start), Result: env.Result}
 		if env.Error != nil {
-			r.Err = &RemoteError{Message: *env.Error}
+			r.Err = remoteError(env.Code, *env.Error)
 		}
 		if onReply(r) {
 			return nil

@@ -28,6 +28,10 @@ type Operation struct {
 	// authenticated user, or anyone (the token operations check credentials
 	// themselves).
 	Access Access
+	// Deadline, when set, bounds the operation: its context ends that long
+	// after it starts, so every wait inside it (locks, peers, retries) ends
+	// in time for a reply within the caller's own timeout.
+	Deadline time.Duration
 	// Run executes the operation for an authorized caller. body is the raw
 	// JSON request; the returned value is marshalled as the reply.
 	Run func(ctx context.Context, caller Caller, body []byte) (any, error)
@@ -285,7 +289,13 @@ func (d *Dispatcher) handle(msg *message.Message) error {
 	if err := checkOperationField(msg.Payload, ex.req.Op); err != nil {
 		return err
 	}
-	reply, err := ex.op.Run(msg.Context(), ex.caller, msg.Payload)
+	ctx := msg.Context()
+	if ex.op.Deadline > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ex.op.Deadline)
+		defer cancel()
+	}
+	reply, err := ex.op.Run(ctx, ex.caller, msg.Payload)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/clusterd/clusterd/events"
+	"github.com/clusterd/clusterd/membership"
 	"github.com/clusterd/clusterd/storage"
 )
 
@@ -21,7 +22,10 @@ func newOps(t testing.TB) *Ops {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	return &Ops{NodeName: "n1", ClusteringEnabled: true, Store: st, Bus: events.NewBus()}
+	bus := events.NewBus()
+	members := membership.New(membership.Config{Self: "n1", Enabled: true, Store: st, Bus: bus})
+	t.Cleanup(members.Stop)
+	return &Ops{NodeName: "n1", ClusteringEnabled: true, Store: st, Bus: bus, Members: members}
 }
 
 type runner func(context.Context, events.Caller, []byte) (any, error)

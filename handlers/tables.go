@@ -39,12 +39,9 @@ func (o *Ops) CreateTable(ctx context.Context, _ events.Caller, body []byte) (an
 		return nil, err
 	}
 	k := req.key()
-	created, err := o.Store.PutTables([]storage.Table{{TableKey: k, Created: time.Now().UTC()}})
+	_, err := o.Store.PutTables([]storage.Table{{TableKey: k, Created: time.Now().UTC()}})
 	if err != nil {
 		return nil, fmt.Errorf("record table %s: %w", k, err)
-	}
-	if len(created) > 0 {
-		o.Bus.Publish(events.TablesChanged)
 	}
 	return map[string]string{"message": fmt.Sprintf("table '%s' successfully created.", k)}, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/clusterd/clusterd/auth"
 	"github.com/clusterd/clusterd/events"
 	"github.com/clusterd/clusterd/handlers"
+	"github.com/clusterd/clusterd/membership"
 	"github.com/clusterd/clusterd/storage"
 	"github.com/clusterd/clusterd/topology"
 	"github.com/nats-io/nats.go"
@@ -45,7 +46,8 @@ type Node struct {
 	Ops     *handlers.Ops
 	// Auth authenticates requests (tokens, users); transports that verify
 	// a user another way (client certificates) look users up through it.
-	Auth *auth.Authenticator
+	Auth    *auth.Authenticator
+	Members *membership.Protocol
 
 	log        *zap.Logger
 	issuerKey  ed25519.PrivateKey
@@ -185,12 +187,24 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		timeout = 2 * time.Second
 	}
 	peers := events.NewPeerClient(n.nc, cfg.Clustering.NodeName, n.password, timeout)
+	n.Members = membership.New(membership.Config{
+		Self:         cfg.Clustering.NodeName,
+		Enabled:      cfg.Clustering.Enabled,
+		Store:        n.Store,
+		Bus:          n.Bus,
+		Peers:        peers,
+		RetryFor:     timeout,
+		NoticeMinAge: cfg.Clustering.RequestTimeout + time.Second,
+		Log:          log.Named("membership"),
+	})
 	n.Ops = &handlers.Ops{
 		NodeName:          cfg.Clustering.NodeName,
 		ClusteringEnabled: cfg.Clustering.Enabled,
 		Store:             n.Store,
 		Bus:               n.Bus,
 		Peers:             peers,
+		Members:           n.Members,
+		RequestTimeout:    timeout,
 		Txn:               txn,
 		Servers:           n.Servers,
 		Mesh:              peers,
@@ -219,6 +233,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 
 	wctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	n.goWorker(wctx, func(ctx context.Context) { _ = n.Members.Run(ctx) })
 	n.routeLoop = &topology.Loop{
 		Name:      "routes",
 		Reconcile: (&topology.RouteReconciler{Store: n.Store, Servers: n.Servers}).Reconcile,
@@ -256,12 +271,12 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	// and when a peer announces a restart.
 	noticeLoop := &topology.Loop{
 		Name:       "notices",
-		Reconcile:  n.deliverNotices,
+		Reconcile:  n.Members.ReconcileNotices,
 		Resync:     time.Second,
 		MaxBackoff: 3 * time.Second,
 		Log:        log,
 		Metrics:    n.Metrics,
-		Backlog:    n.noticeBacklog,
+		Backlog:    n.Members.NoticeBacklog,
 	}
 	n.goWorker(wctx, noticeLoop.Run)
 	if n.peerSrv, err = events.StartPeerServer(n.nc, cfg.Clustering.NodeName, n.password, n.Ops.PeerHandlers(), log.Named("peer")); err != nil {
@@ -522,39 +537,6 @@ func routeDiff(want, have []storage.Route) int {
 		}
 	}
 	return d
-}
-
-// noticeBacklog counts the notices still owed to peers.
-func (n *Node) noticeBacklog() int {
-	ns, err := n.Store.Notices()
-	if err != nil {
-		return 0
-	}
-	return len(ns)
-}
-
-// deliverNotices retries the notices owed to peers (remove_node while the
-// peer was down).
-func (n *Node) deliverNotices(ctx context.Context) (bool, error) {
-	notices, err := n.Store.Notices()
-	if err != nil {
-		return false, err
-	}
-	var failed []string
-	minAge := n.Config.Clustering.RequestTimeout + time.Second
-	for _, nt := range notices {
-		if err := n.Ops.DeliverNotice(ctx, nt, minAge); errors.Is(err, handlers.ErrNoticeNotDue) {
-			continue // the next resync comes back for it
-		} else if err != nil {
-			failed = append(failed, nt.Peer+": "+err.Error())
-			continue
-		}
-		n.log.Info("delivered notice", zap.String("peer", nt.Peer), zap.String("kind", nt.Kind))
-	}
-	if len(failed) > 0 {
-		return false, fmt.Errorf("notices not delivered yet: %s", strings.Join(failed, "; "))
-	}
-	return len(notices) > 0, nil
 }
 
 // Close stops intake, answers in-flight requests, stops workers, drains the
