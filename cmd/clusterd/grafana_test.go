@@ -114,4 +114,3 @@ func TestGrafanaDashboardQueriesExportedMetrics(t *testing.T) {
 	sort.Strings(missing)
 	t.Fatalf("the dashboard queries metrics a running node does not export: %v", missing)
 }
-
