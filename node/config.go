@@ -147,7 +147,9 @@ type LeafUser struct {
 	Password string `yaml:"password"`
 }
 
-// Streams are the per-table limits of transaction storage (0 = unlimited).
+// Streams are the limits of transaction storage (0 = unlimited): MaxAge per
+// transaction, MaxBytes for the node's whole transaction stream, MaxMsgs per
+// table and origin node (JetStream's per-subject limit).
 type Streams struct {
 	MaxAge   time.Duration `yaml:"maxAge"`
 	MaxBytes int64         `yaml:"maxBytes"`
