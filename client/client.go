@@ -34,6 +34,8 @@ type Client struct {
 	node    string
 	timeout time.Duration
 	token   TokenSource
+	// authorization is a fixed Authorization header (WithBasicAuth).
+	authorization string
 }
 
 // TokenSource returns the bearer token to send with the next request. It is
@@ -66,12 +68,14 @@ func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = 
 // WithToken sends a fixed token, e.g. one printed by `clusterd token`.
 func WithToken(token string) Option {
 	return func(c *Client) {
-		c.token = func(context.Context) (string, error) { return token, nil }
+		c.token, c.authorization = func(context.Context) (string, error) { return token, nil }, ""
 	}
 }
 
 // WithTokenSource asks src for the token of every request.
-func WithTokenSource(src TokenSource) Option { return func(c *Client) { c.token = src } }
+func WithTokenSource(src TokenSource) Option {
+	return func(c *Client) { c.token, c.authorization = src, "" }
+}
 
 // WithIssuerKey mints tokens with key (an issuer key the nodes trust, e.g.
 // the issuer.key a node keeps under its rootPath) for user and role, each
@@ -178,6 +182,9 @@ func (c *Client) Call(ctx context.Context, op string, req, reply any) error {
 	}
 	msg := nats.NewMsg(c.Subject(op))
 	msg.Data = body
+	if c.authorization != "" {
+		msg.Header.Set("Authorization", c.authorization)
+	}
 	if c.token != nil {
 		tok, err := c.token(ctx)
 		if err != nil {

@@ -650,7 +650,7 @@ func TestClusterStatus(t *testing.T) {
 			len(st.Connections[0].Subscriptions) == 1 && st.Connections[0].Subscriptions[0].Converged
 	})
 	c := st.Connections[0]
-	if st.NodeName != "a" || !st.IsEnabled || c.NodeName != "b" || c.Ports == nil || c.Ports.Clustering != nodes[1].Servers.Ports().Cluster ||
+	if st.NodeName != "a" || !st.IsEnabled || c.NodeName != "b" || c.Ports.Clustering != nodes[1].Servers.Ports().Cluster ||
 		c.Ports.OperationsAPI != nodes[1].HTTPPort() || c.SystemInfo == nil || c.SystemInfo.Version != node.Version || c.Uptime == "" || c.LatencyMS == nil {
 		t.Fatalf("ClusterStatus = %+v", st)
 	}

@@ -158,8 +158,8 @@ type LinkProblem struct {
 type ConnectionStatus struct {
 	NodeName      string               `json:"node_name"`
 	Status        string               `json:"status"`
-	Ports         *Ports               `json:"ports,omitempty"`
-	LatencyMS     *float64             `json:"latency_ms,omitempty"`
+	Ports         Ports                `json:"ports"` // zero when the peer did not answer (the wire has {})
+	LatencyMS     *int                 `json:"latency_ms,omitempty"`
 	Uptime        string               `json:"uptime,omitempty"`
 	Subscriptions []SubscriptionStatus `json:"subscriptions"`
 	SystemInfo    *SystemInfo          `json:"system_info,omitempty"`
@@ -168,8 +168,8 @@ type ConnectionStatus struct {
 
 // Ports are a node's clustering and operations API ports.
 type Ports struct {
-	Clustering    int `json:"clustering"`
-	OperationsAPI int `json:"operations_api"`
+	Clustering    int `json:"clustering,omitempty"`
+	OperationsAPI int `json:"operations_api,omitempty"`
 }
 
 // SystemInfo describes the clusterd build a node runs.
@@ -211,7 +211,7 @@ type ClusterNetworkReply struct {
 // (its desired routes) are nil when the request turned them off.
 type NetworkNode struct {
 	Name           string   `json:"name"`
-	ResponseTime   float64  `json:"response_time"`
+	ResponseTime   int      `json:"response_time"`
 	ConnectedNodes []string `json:"connected_nodes,omitempty"`
 	Routes         []Route  `json:"routes,omitempty"`
 }

@@ -1,6 +1,10 @@
 package events
 
-import "github.com/clusterd/clusterd/auth"
+import (
+	"context"
+
+	"github.com/clusterd/clusterd/auth"
+)
 
 // Caller is who sent a request (auth.Caller; kept here so operation
 // signatures read events.Caller).
@@ -13,4 +17,14 @@ const SuperUser = auth.SuperUser
 // errors are *auth.Refusal (status and message of the reply).
 type Authenticator interface {
 	Authenticate(authorization string) (auth.Caller, error)
+}
+
+type authorizationKey struct{}
+
+// AuthorizationOf is the request's Authorization header, for the public
+// operations (create_authentication_tokens, refresh_operation_token) that
+// check credentials themselves; "" for every other operation.
+func AuthorizationOf(ctx context.Context) string {
+	s, _ := ctx.Value(authorizationKey{}).(string)
+	return s
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+
+	"github.com/clusterd/clusterd/auth"
 )
 
 // Error is an operation failure a user can act on: an HTTP-style status and a
@@ -40,6 +42,10 @@ func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	var r *auth.Refusal
+	if errors.As(err, &r) {
+		return &Error{Status: r.Status, Message: r.Message, cause: err}
 	}
 	var u interface{ Unavailable() bool }
 	if errors.As(err, &u) && u.Unavailable() {

@@ -23,13 +23,17 @@ type Health interface {
 }
 
 // HTTPHandler serves operations as HarperDB's operations API (POST / with the
-// operation in the body) plus /livez, /readyz and /metrics.
+// operation in the body) plus /livez, /health, /readyz and /metrics.
 func HTTPHandler(d *Dispatcher, m *Metrics, h Health) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/livez", func(w http.ResponseWriter, r *http.Request) {
+	live := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "ok\n")
-	})
+	}
+	mux.HandleFunc("/livez", live)
+	// HarperDB's health check (its SDKs' Healthcheck): the process serves,
+	// no credentials needed (sent ones are ignored).
+	mux.HandleFunc("/health", live)
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		if ok, reason := h.Ready(); !ok {

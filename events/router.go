@@ -254,14 +254,16 @@ func (d *Dispatcher) authMiddleware(h message.HandlerFunc) message.HandlerFunc {
 		ex := exchangeOf(msg)
 		op, known := d.ops[ex.req.Op]
 		if known && op.Access == Public {
+			// These operations check credentials themselves, from the body
+			// or from the header.
 			ex.op = op
+			msg.SetContext(context.WithValue(msg.Context(), authorizationKey{}, ex.req.Authorization))
 			return h(msg)
 		}
 		caller, err := d.authenticate(ex.req)
 		if err != nil {
-			var r *auth.Refusal
-			if errors.As(err, &r) {
-				return nil, Errorf(r.Status, "%s", r.Message)
+			if r := (*auth.Refusal)(nil); errors.As(err, &r) {
+				return nil, err
 			}
 			return nil, Wrap(500, err, "Unable to check credentials: "+err.Error())
 		}

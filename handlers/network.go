@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
 	"time"
 
@@ -39,7 +38,7 @@ type clusterNetworkRequest struct {
 // Routes are left out when the request turned them off.
 type NetworkNode struct {
 	Name           string           `json:"name"`
-	ResponseTime   float64          `json:"response_time"` // ms
+	ResponseTime   int64            `json:"response_time"` // whole ms, as HarperDB's
 	ConnectedNodes *[]string        `json:"connected_nodes,omitempty"`
 	Routes         *[]storage.Route `json:"routes,omitempty"`
 }
@@ -90,7 +89,7 @@ func (o *Ops) ClusterNetwork(ctx context.Context, _ events.Caller, body []byte) 
 		if json.Unmarshal(r.Result, &pr) != nil {
 			return false
 		}
-		nn := NetworkNode{Name: r.Node, ResponseTime: math.Round(float64(r.Elapsed.Microseconds())) / 1000}
+		nn := NetworkNode{Name: r.Node, ResponseTime: Millis(r.Elapsed)}
 		if req.ConnectedNodes == nil || *req.ConnectedNodes {
 			cn := pr.ConnectedNodes
 			if cn == nil {
@@ -135,4 +134,14 @@ func (o *Ops) PeerNetwork(ctx context.Context, from string, body []byte) (any, e
 	}
 	rep.Routes = append(append(rep.Routes, r.Hub...), r.Leaf...)
 	return rep, nil
+}
+
+// Millis is d in whole milliseconds, rounded up: HarperDB's clients read
+// these times as integers, and a node that answered within a fraction of a
+// millisecond still took time (0 would read as "not measured").
+func Millis(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }

@@ -151,7 +151,11 @@ func (o *Ops) setNode(ctx context.Context, op string, body []byte, mode membersh
 	return UpdateNodeReply{Message: msg, Updated: outs(res.Added), Skipped: outs(res.Skipped)}, nil
 }
 
-var removeNodeSchema = Schema{{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen}}
+// removeNodeSchema checks node_name as add_node does (HarperDB validates
+// before looking the node up).
+func (o *Ops) removeNodeSchema() Schema {
+	return Schema{{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen, Check: o.nodeNameCheck}}
+}
 
 // RemoveNodeReply is remove_node's reply.
 type RemoveNodeReply struct {
@@ -167,7 +171,7 @@ func (o *Ops) RemoveNode(ctx context.Context, _ events.Caller, body []byte) (any
 	var req struct {
 		NodeName string `json:"node_name"`
 	}
-	if err := decodeInto(body, removeNodeSchema, &req); err != nil {
+	if err := decodeInto(body, o.removeNodeSchema(), &req); err != nil {
 		return nil, err
 	}
 	told, err := o.Members.Remove(ctx, req.NodeName)

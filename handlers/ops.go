@@ -39,12 +39,15 @@ type Ops struct {
 	// Log receives what replies point to ("Check the logs for more
 	// details"); nil discards it.
 	Log *zap.Logger
+
+	// Users serves the user, role and token operations.
+	Users *UserOps
 }
 
 // Operations returns every operation this package serves, for the router.
 func (o *Ops) Operations() []events.Operation {
 	nodeDeadline := o.nodeOpDeadline()
-	return []events.Operation{
+	return append([]events.Operation{
 		{Name: "cluster_set_routes", Handler: "setRoutes", Mutating: true, Run: o.SetRoutes},
 		{Name: "cluster_get_routes", Handler: "getRoutes", Run: o.GetRoutes},
 		{Name: "cluster_delete_routes", Handler: "deleteRoutes", Mutating: true, Run: o.DeleteRoutes},
@@ -58,7 +61,7 @@ func (o *Ops) Operations() []events.Operation {
 		{Name: "cluster_status", Handler: "clusterStatus", Run: o.ClusterStatus},
 		{Name: "cluster_network", Handler: "clusterNetwork", Run: o.ClusterNetwork},
 		{Name: "purge_stream", Handler: "purgeStream", Mutating: true, Run: o.PurgeStream},
-	}
+	}, o.Users.Operations()...)
 }
 
 // nodeOpDeadline bounds the node operations: an operation retries a busy

@@ -98,7 +98,9 @@ func (o *Ops) PurgeStream(ctx context.Context, _ events.Caller, body []byte) (an
 		if err != nil {
 			return nil, fmt.Errorf("load database %s: %w", k.Database, err)
 		}
-		if !hasDB {
+		// Named but missing: both are named. Without a database HarperDB
+		// names only the table, whatever the default database holds.
+		if !hasDB && (req.Database != "" || req.Schema != "") {
 			return nil, events.Errorf(400, "Database '%s' does not exist. Table '%s' does not exist", k.Database, k.Table)
 		}
 		return nil, events.Errorf(400, "Table '%s' does not exist", k.Table)

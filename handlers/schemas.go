@@ -30,14 +30,14 @@ const DocNodeName = "this-node"
 // fields). Add an entry with every new operation: docs/operations.md is
 // checked against it.
 func (o *Ops) requestSchemas() map[string]Schema {
-	return map[string]Schema{
+	m := map[string]Schema{
 		"cluster_set_routes":    setRoutesSchema,
 		"cluster_get_routes":    nil,
 		"cluster_delete_routes": deleteRoutesSchema,
 		"add_node":              o.nodeSchema(),
 		"update_node":           o.nodeSchema(),
 		"set_node_replication":  o.nodeSchema(),
-		"remove_node":           removeNodeSchema,
+		"remove_node":           o.removeNodeSchema(),
 		"configure_cluster":     o.configureSchema(),
 		"create_table":          createTableSchema,
 		"describe_all":          nil,
@@ -45,6 +45,10 @@ func (o *Ops) requestSchemas() map[string]Schema {
 		"cluster_network":       clusterNetworkSchema,
 		"purge_stream":          purgeStreamSchema,
 	}
+	for op, s := range userSchemas() {
+		m[op] = s
+	}
+	return m
 }
 
 // Schemas returns, for every operation with a registered request schema, its

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"sort"
 	"strconv"
@@ -32,10 +31,11 @@ const (
 	StatusTimeout      = "Timeout"
 )
 
-// Ports are a node's clustering (hub cluster listener) and operations API ports.
+// Ports are a node's clustering (hub cluster listener) and operations API
+// ports; `{}` for a node that did not answer (HarperDB always sends the key).
 type Ports struct {
-	Clustering    int `json:"clustering"`
-	OperationsAPI int `json:"operations_api"`
+	Clustering    int `json:"clustering,omitempty"`
+	OperationsAPI int `json:"operations_api,omitempty"`
 }
 
 // SystemInfo describes the clusterd build a node runs.
@@ -60,12 +60,13 @@ type SubscriptionStatus struct {
 }
 
 // ConnectionStatus is one registered node in cluster_status. Ports, latency,
-// uptime and system_info are only known when the node answered (status open).
+// uptime and system_info are only known when the node answered (status open);
+// ports is then `{}`. latency_ms is whole milliseconds, as HarperDB's.
 type ConnectionStatus struct {
 	NodeName      string               `json:"node_name"`
 	Status        string               `json:"status"`
-	Ports         *Ports               `json:"ports,omitempty"`
-	LatencyMS     *float64             `json:"latency_ms,omitempty"`
+	Ports         Ports                `json:"ports"`
+	LatencyMS     *int64               `json:"latency_ms,omitempty"`
 	Uptime        string               `json:"uptime,omitempty"`
 	Subscriptions []SubscriptionStatus `json:"subscriptions"`
 	SystemInfo    *SystemInfo          `json:"system_info,omitempty"`
@@ -229,9 +230,9 @@ func (o *Ops) connectionStatus(ctx context.Context, n storage.Node, peerRepl top
 		return c
 	}
 	// Round trip of the status call, the peer's counting included.
-	ms := math.Round(float64(elapsed.Microseconds())) / 1000
+	ms := Millis(elapsed)
 	c.LatencyMS = &ms
-	c.Ports = &rep.Ports
+	c.Ports = rep.Ports
 	c.Uptime = FormatUptime(time.Duration(rep.UptimeMS) * time.Millisecond)
 	c.SystemInfo = &rep.SystemInfo
 	for i, s := range n.Subscriptions {

@@ -2,9 +2,15 @@ package node
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/clusterd/clusterd/auth"
+	"github.com/clusterd/clusterd/handlers"
+	"github.com/clusterd/clusterd/topology"
+	"go.uber.org/zap"
 )
 
 // HarperDB's default token lifetimes (operationTokenTimeout 1d,
@@ -62,4 +68,57 @@ func (a Auth) problems() []string {
 		p = append(p, fmt.Sprintf("auth.refreshTokenTTL (%v) must not be longer than auth.maxRefreshTokenTTL (%v)", a.RefreshTokenTTL, l.MaxRefreshTTL))
 	}
 	return p
+}
+
+// startAuth wires the authenticator to the users and roles in the store.
+func (n *Node) startAuth(v *auth.Verifier) {
+	opTTL, refreshTTL := n.Config.Auth.TokenTTLs()
+	n.users = &handlers.UserOps{Store: n.Store, IssuerKey: n.issuerKey, OperationTTL: opTTL, RefreshTTL: refreshTTL}
+	n.Auth = auth.NewAuthenticator(v, n.users)
+	n.users.Auth = n.Auth
+}
+
+// adminCredentials are the first start's super_user: auth.adminUser and
+// auth.adminPassword (AUTH_ADMINUSER, AUTH_ADMINPASSWORD), else HarperDB
+// installer's HDB_ADMIN_USERNAME and HDB_ADMIN_PASSWORD, else "admin" with a
+// generated password.
+func (a Auth) adminCredentials() (user, password string) {
+	user, password = a.AdminUser, a.AdminPassword
+	if user == "" {
+		user = os.Getenv("HDB_ADMIN_USERNAME")
+	}
+	if password == "" {
+		password = os.Getenv("HDB_ADMIN_PASSWORD")
+	}
+	if user == "" {
+		user = defaultAdminUser
+	}
+	return user, password
+}
+
+// createAdmin makes sure the built-in roles exist and, on a store's first
+// start, creates the admin super_user. A generated password is printed once,
+// after `node started`, with a command that uses it.
+func (n *Node) createAdmin() error {
+	user, password := n.Config.Auth.adminCredentials()
+	created, generated, err := n.users.Bootstrap(user, password)
+	if err != nil {
+		return err
+	}
+	if !created {
+		return nil
+	}
+	n.log.Info("created the admin user", zap.String("user", user), zap.Bool("generated_password", generated != ""))
+	if generated != "" {
+		n.first.hints = append(n.first.hints, func(w io.Writer, _ topology.Ports) {
+			ca := ""
+			if f := n.OperationsCAFile(); f != "" && strings.HasPrefix(n.OperationsURL(), "https:") {
+				ca = "--cacert " + f + " "
+			}
+			fmt.Fprintf(w, "Created super_user '%s' with password %s (shown once; change it with alter_user). Try:\n"+
+				"  curl %s-u '%s:%s' %s/ -H 'Content-Type: application/json' -d '{\"operation\":\"cluster_status\"}'\n",
+				user, generated, ca, user, generated, n.OperationsURL())
+		})
+	}
+	return nil
 }

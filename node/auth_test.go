@@ -132,7 +132,7 @@ func TestUnauthorizedTokensAre401AndChangeNothing(t *testing.T) {
 		name, auth, want string
 	}{
 		{"missing", "", "Must login"},
-		{"basic, no such user", "Basic YWRtaW46cGFzcw==", "Login failed"},
+		{"basic, no such user", "Basic bm9ib2R5OnBhc3M=", "Login failed"},
 		{"basic, not base64", "Basic !!!", "Login failed"},
 		{"unknown scheme", "Digest abc", "Unauthorized: Authorization header must be 'Basic <base64 user:password>' or 'Bearer <token>'"},
 		{"bearer without token", "Bearer", "Unauthorized: token is empty"},

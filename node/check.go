@@ -15,8 +15,8 @@ import (
 // Redacted is what secrets read as in Config.Redacted.
 const Redacted = "<redacted>"
 
-// Redacted returns a copy of c with its secrets (the cluster password and the
-// leaf users' passwords) replaced by Redacted; empty ones stay empty, which
+// Redacted returns a copy of c with its secrets (the cluster password, the
+// leaf users' passwords and the first admin's password) replaced by Redacted; empty ones stay empty, which
 // tells a reader that a password will be generated (cluster) or is missing.
 func (c Config) Redacted() Config {
 	if c.Clustering.Password != "" {
@@ -29,6 +29,9 @@ func (c Config) Redacted() Config {
 		}
 	}
 	c.Clustering.LeafServer.Users = users
+	if c.Auth.AdminPassword != "" {
+		c.Auth.AdminPassword = Redacted
+	}
 	return c
 }
 

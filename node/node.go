@@ -48,6 +48,7 @@ type Node struct {
 	// a user another way (client certificates) look users up through it.
 	Auth    *auth.Authenticator
 	Members *membership.Protocol
+	users   *handlers.UserOps
 
 	log        *zap.Logger
 	issuerKey  ed25519.PrivateKey
@@ -124,10 +125,10 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.Auth = auth.NewAuthenticator(verifier, nil)
 	if n.Store, err = n.openStore(o.BeginAnew); err != nil {
 		return nil, err
 	}
+	n.startAuth(verifier)
 	if err := n.seedRoutes(); err != nil {
 		return nil, err
 	}
@@ -212,6 +213,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Version:           Version,
 		HTTPPort:          n.operationsAPIPort,
 		Log:               log.Named("ops"),
+		Users:             n.users,
 	}
 	if n.dispatcher, err = events.NewDispatcher(n.Ops.Operations(), n.Auth, n.Metrics, log.Named("ops")); err != nil {
 		return nil, err
@@ -343,6 +345,9 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		zap.String("root_path", cfg.RootPath),
 		zap.Bool("clustering_enabled", cfg.Clustering.Enabled),
 		zap.String("issuer", auth.IssuerID(n.issuerKey.Public().(ed25519.PublicKey))))
+	if err := n.createAdmin(); err != nil {
+		return nil, err
+	}
 	n.first.print(o.Stdout, p)
 	n.markStarted()
 	n.up.Store(true)

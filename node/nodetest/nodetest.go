@@ -21,6 +21,10 @@ import (
 // Password is the cluster password test nodes share unless told otherwise.
 const Password = "test-cluster-secret"
 
+// AdminPassword is the password of test nodes' first-start super_user
+// "admin" (HarperDB's Basic credentials).
+const AdminPassword = "test-admin-password"
+
 // Config returns a config for a test node named name: every port 0, all on
 // 127.0.0.1, rootPath in a fresh temp dir.
 func Config(t testing.TB, name string) node.Config {
@@ -28,6 +32,7 @@ func Config(t testing.TB, name string) node.Config {
 	cfg.RootPath = t.TempDir()
 	cfg.Clustering.NodeName = name
 	cfg.Clustering.Password = Password
+	cfg.Auth.AdminPassword = AdminPassword
 	cfg.OperationsAPI.Network.Host, cfg.OperationsAPI.Network.Port = "127.0.0.1", 0
 	cfg.Clustering.HubServer.Network = node.Network{Host: "127.0.0.1", Port: 0}
 	cfg.Clustering.HubServer.LeafNodes.Network.Port = 0
