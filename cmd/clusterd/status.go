@@ -145,7 +145,7 @@ func printStatus(w io.Writer, s statusSnapshot) {
 		fmt.Fprintf(w, "NODES (%d in the mesh answered cluster_network)\n", len(s.Network.Nodes))
 		row("NODE", "RESPONSE", "ROUTED TO", "HUB ROUTES")
 		for _, n := range s.Network.Nodes {
-			row(n.Name, fmt.Sprintf("%.1fms", n.ResponseTime), orDash(strings.Join(n.ConnectedNodes, ", ")), routeList(n.Routes))
+			row(n.Name, fmt.Sprintf("%dms", n.ResponseTime), orDash(strings.Join(n.ConnectedNodes, ", ")), routeList(n.Routes))
 		}
 		tw.Flush()
 	default:
@@ -179,7 +179,7 @@ func printStatus(w io.Writer, s statusSnapshot) {
 	for _, c := range st.Connections {
 		lat, ver := "-", "-"
 		if c.LatencyMS != nil {
-			lat = fmt.Sprintf("%.1fms", *c.LatencyMS)
+			lat = fmt.Sprintf("%dms", *c.LatencyMS)
 		}
 		if c.SystemInfo != nil {
 			ver = c.SystemInfo.Version
