@@ -42,13 +42,13 @@ func TestNamesRefusedByOneRule(t *testing.T) {
 			if got := reject(t, o, o.CreateTable, fmt.Sprintf(`{"database":%s,"table":"ok"}`, mustJSON(t, c.table))); got != "'database' "+c.want {
 				t.Fatalf("create_table database: %s", got)
 			}
-			if got := reject(t, o, o.AddNode, sub(c.table)); got != "'subscriptions[0].table' "+c.want {
+			if got := reject(t, o, o.run("add_node"), sub(c.table)); got != "'subscriptions[0].table' "+c.want {
 				t.Fatalf("add_node: %s", got)
 			}
-			if got := reject(t, o, o.UpdateNode("update_node"), sub(c.table)); got != "'subscriptions[0].table' "+c.want {
+			if got := reject(t, o, o.run("update_node"), sub(c.table)); got != "'subscriptions[0].table' "+c.want {
 				t.Fatalf("update_node: %s", got)
 			}
-			if got := reject(t, o, o.AddNode, fmt.Sprintf(`{"node_name":%s,"subscriptions":[{"table":"t","subscribe":true,"publish":true}]}`, mustJSON(t, c.table))); !strings.HasPrefix(got, "'node_name' invalid, must") {
+			if got := reject(t, o, o.run("add_node"), fmt.Sprintf(`{"node_name":%s,"subscriptions":[{"table":"t","subscribe":true,"publish":true}]}`, mustJSON(t, c.table))); !strings.HasPrefix(got, "'node_name' invalid, must") {
 				t.Fatalf("add_node node_name: %s", got)
 			}
 		})

@@ -39,14 +39,51 @@ func (o *Ops) nodeSchema() Schema {
 	}
 }
 
-type nodeRequest struct {
+// NodeRequest is update_node's and set_node_replication's request.
+type NodeRequest struct {
 	NodeName      string           `json:"node_name"`
-	Subscriptions []subscriptionIn `json:"subscriptions"`
+	Subscriptions []SubscriptionIn `json:"subscriptions"`
+}
+
+// AddNodeRequest is add_node's request: every subscription must be active.
+type AddNodeRequest NodeRequest
+
+func (r AddNodeRequest) check() []string { return requireActive("", r.Subscriptions) }
+
+// RemoveNodeRequest is remove_node's request.
+type RemoveNodeRequest struct {
+	NodeName string `json:"node_name"`
+}
+
+// ConfigureClusterRequest is configure_cluster's request: the whole setup.
+type ConfigureClusterRequest struct {
+	Connections []NodeRequest `json:"connections"`
+}
+
+func (r ConfigureClusterRequest) check() []string {
+	var problems []string
+	seen := map[string]bool{}
+	for i, c := range r.Connections {
+		problems = append(problems, requireActive(fmt.Sprintf("connections[%d].", i), c.Subscriptions)...)
+		if seen[c.NodeName] {
+			problems = append(problems, fmt.Sprintf("'connections[%d].node_name' '%s' is listed more than once", i, c.NodeName))
+		}
+		seen[c.NodeName] = true
+	}
+	return problems
+}
+
+func storageSubs(in []SubscriptionIn) []storage.Subscription {
+	subs := make([]storage.Subscription, len(in))
+	for i, s := range in {
+		subs[i] = s.toStorage()
+	}
+	return subs
 }
 
 // requireActive returns problems for subscriptions with both flags false
 // (add_node and configure_cluster only).
-func requireActive(prefix string, subs []subscriptionIn) []string {
+func requireActive(prefix string, subs []SubscriptionIn) []string {
 	var p []string
 	for i, s := range subs {
 		if !s.Subscribe && !s.Publish {
@@ -98,57 +135,54 @@ type UpdateNodeReply struct {
 }
 
 // AddNode registers a peer with subscriptions on both nodes.
-func (o *Ops) AddNode(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	return o.setNode(ctx, "add_node", body, membership.Add)
+func (o *Ops) AddNode(ctx context.Context, _ events.Caller, req AddNodeRequest) (AddNodeReply, error) {
+	added, skipped, msg, err := o.setNode(ctx, "add_node", NodeRequest(req), membership.Add)
+	if err != nil {
+		return AddNodeReply{}, err
+	}
+	return AddNodeReply{Message: msg, Added: added, Skipped: skipped}, nil
 }
 
-// UpdateNode upserts a peer's subscriptions on both nodes (also serves
-// set_node_replication).
-func (o *Ops) UpdateNode(op string) func(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	return func(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-		return o.setNode(ctx, op, body, membership.Update)
-	}
+// UpdateNode upserts a peer's subscriptions on both nodes.
+func (o *Ops) UpdateNode(ctx context.Context, _ events.Caller, req NodeRequest) (UpdateNodeReply, error) {
+	return o.updateNode(ctx, "update_node", req)
 }
 
-func (o *Ops) setNode(ctx context.Context, op string, body []byte, mode membership.Mode) (any, error) {
-	if !o.ClusteringEnabled {
-		return nil, errClusteringDisabled
+// SetNodeReplication is HarperDB's other name for UpdateNode (its errors
+// name set_node_replication).
+func (o *Ops) SetNodeReplication(ctx context.Context, _ events.Caller, req NodeRequest) (UpdateNodeReply, error) {
+	return o.updateNode(ctx, "set_node_replication", req)
+}
+
+func (o *Ops) updateNode(ctx context.Context, op string, req NodeRequest) (UpdateNodeReply, error) {
+	updated, skipped, msg, err := o.setNode(ctx, op, req, membership.Update)
+	if err != nil {
+		return UpdateNodeReply{}, err
 	}
-	var req nodeRequest
-	if err := decodeInto(body, o.nodeSchema(), &req); err != nil {
-		return nil, err
-	}
-	if mode == membership.Add {
-		if err := validationError(requireActive("", req.Subscriptions)); err != nil {
-			return nil, err
-		}
-	}
-	subs := make([]storage.Subscription, len(req.Subscriptions))
-	for i, s := range req.Subscriptions {
-		subs[i] = s.toStorage()
-	}
+	return UpdateNodeReply{Message: msg, Updated: updated, Skipped: skipped}, nil
+}
+
+func (o *Ops) setNode(ctx context.Context, op string, req NodeRequest, mode membership.Mode) (done, skipped []SubscriptionOut, msg string, err error) {
+	subs := storageSubs(req.Subscriptions)
 	res, err := o.Members.Link(ctx, req.NodeName, subs, mode)
 	if errors.Is(err, membership.ErrExists) {
-		return nil, events.Errorf(400, "Node '%s' has already been added, perform update_node to proceed.", req.NodeName)
+		return nil, nil, "", events.Errorf(400, "Node '%s' has already been added, perform update_node to proceed.", req.NodeName)
 	}
 	if err != nil {
-		return nil, peerError(op, req.NodeName, err)
+		return nil, nil, "", peerError(op, req.NodeName, err)
 	}
 	msgAll, none := "Successfully added '"+req.NodeName+"' to manifest", "Unable to create subscriptions due to schema and/or tables not existing on the local or remote node"
 	if mode != membership.Add {
 		msgAll, none = "Successfully updated '"+req.NodeName+"'", "Unable to update subscriptions due to schema and/or tables not existing on the local or remote node"
 	}
-	msg := msgAll
+	msg = msgAll
 	switch {
 	case len(res.Added) == 0:
 		msg = none
 	case len(res.Skipped) > 0:
 		msg = "Some subscriptions were unsuccessful due to schema and/or tables not existing on the local or remote node"
 	}
-	if mode == membership.Add {
-		return AddNodeReply{Message: msg, Added: outs(res.Added), Skipped: outs(res.Skipped)}, nil
-	}
-	return UpdateNodeReply{Message: msg, Updated: outs(res.Added), Skipped: outs(res.Skipped)}, nil
+	return outs(res.Added), outs(res.Skipped), msg, nil
 }
 
 // removeNodeSchema checks node_name as add_node does (HarperDB validates
@@ -164,22 +198,13 @@ type RemoveNodeReply struct {
 
 // RemoveNode forgets a peer here, and tells the peer; when the peer cannot be
 // reached the notice is kept and delivered when it returns.
-func (o *Ops) RemoveNode(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	if !o.ClusteringEnabled {
-		return nil, errClusteringDisabled
-	}
-	var req struct {
-		NodeName string `json:"node_name"`
-	}
-	if err := decodeInto(body, o.removeNodeSchema(), &req); err != nil {
-		return nil, err
-	}
+func (o *Ops) RemoveNode(ctx context.Context, _ events.Caller, req RemoveNodeRequest) (RemoveNodeReply, error) {
 	told, err := o.Members.Remove(ctx, req.NodeName)
 	switch {
 	case errors.Is(err, membership.ErrNotFound):
-		return nil, events.Errorf(400, "Node '%s' was not found.", req.NodeName)
+		return RemoveNodeReply{}, events.Errorf(400, "Node '%s' was not found.", req.NodeName)
 	case err != nil:
-		return nil, peerError("remove_node", req.NodeName, err)
+		return RemoveNodeReply{}, peerError("remove_node", req.NodeName, err)
 	case !told:
 		return RemoveNodeReply{Message: "Successfully removed '" + req.NodeName + "' from local manifest, however there was an error reaching remote node. Check the logs for more details."}, nil
 	}
@@ -215,32 +240,10 @@ type ConfigureClusterReply struct {
 
 // ConfigureCluster replaces the whole setup (membership.Configure: peers are
 // told first, then the local desired state switches in one transaction).
-func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	if !o.ClusteringEnabled {
-		return nil, errClusteringDisabled
-	}
-	var req struct {
-		Connections []nodeRequest `json:"connections"`
-	}
-	if err := decodeInto(body, o.configureSchema(), &req); err != nil {
-		return nil, err
-	}
-	var problems []string
-	seen := map[string]bool{}
+func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, req ConfigureClusterRequest) (ConfigureClusterReply, error) {
 	conns := make([]membership.Connection, len(req.Connections))
 	for i, c := range req.Connections {
-		problems = append(problems, requireActive(fmt.Sprintf("connections[%d].", i), c.Subscriptions)...)
-		if seen[c.NodeName] {
-			problems = append(problems, fmt.Sprintf("'connections[%d].node_name' '%s' is listed more than once", i, c.NodeName))
-		}
-		seen[c.NodeName] = true
-		conns[i] = membership.Connection{Name: c.NodeName, Subscriptions: make([]storage.Subscription, len(c.Subscriptions))}
-		for j, s := range c.Subscriptions {
-			conns[i].Subscriptions[j] = s.toStorage()
-		}
-	}
-	if err := validationError(problems); err != nil {
-		return nil, err
+		conns[i] = membership.Connection{Name: c.NodeName, Subscriptions: storageSubs(c.Subscriptions)}
 	}
 	results, err := o.Members.Configure(ctx, conns)
 	var ce *membership.ConfigureError
@@ -250,15 +253,15 @@ func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, body []byte
 		for _, n := range ce.Failed {
 			o.log().Warn("configure_cluster: node not configured", zap.String("op", "configure_cluster"), zap.String("peer", n), zap.Error(ce.Causes[n]))
 		}
-		return nil, &events.Error{Status: 500, Message: "Failed to configure the cluster. Check the logs for more details.", Extra: map[string]any{"failed_nodes": ce.Failed}}
+		return ConfigureClusterReply{}, &events.Error{Status: 500, Message: "Failed to configure the cluster. Check the logs for more details.", Extra: map[string]any{"failed_nodes": ce.Failed}}
 	case errors.As(err, &busy):
-		return nil, events.Wrap(409, err, fmt.Sprintf("Unable to configure_cluster, node '%s' kept changing the same records from its side; nothing was changed, retry.", busy.Peer))
+		return ConfigureClusterReply{}, events.Wrap(409, err, fmt.Sprintf("Unable to configure_cluster, node '%s' kept changing the same records from its side; nothing was changed, retry.", busy.Peer))
 	case errors.Is(err, membership.ErrStopping):
-		return nil, events.Errorf(503, "Service is shutting down, retry on another node or later")
+		return ConfigureClusterReply{}, events.Errorf(503, "Service is shutting down, retry on another node or later")
 	case errors.Is(err, context.DeadlineExceeded):
-		return nil, events.Wrap(504, err, "Unable to configure_cluster: the operation ran out of time.")
+		return ConfigureClusterReply{}, events.Wrap(504, err, "Unable to configure_cluster: the operation ran out of time.")
 	case err != nil:
-		return nil, err
+		return ConfigureClusterReply{}, err
 	}
 	reply := ConfigureClusterReply{Message: "Configure cluster complete.", Connections: []ConfigureConnection{}}
 	for _, r := range results {

@@ -16,14 +16,23 @@ type Peers interface {
 	Call(ctx context.Context, node, call string, req, resp any) error
 }
 
+// Membership is the node-record protocol as the node operations use it
+// (a *membership.Protocol).
+type Membership interface {
+	Link(ctx context.Context, peer string, subs []storage.Subscription, mode membership.Mode) (membership.LinkResult, error)
+	Remove(ctx context.Context, peer string) (told bool, err error)
+	Configure(ctx context.Context, conns []membership.Connection) ([]membership.ConnectionResult, error)
+	Handlers() map[string]events.PeerHandler
+}
+
 // Ops holds what the operations need.
 type Ops struct {
 	NodeName          string
 	ClusteringEnabled bool
 	Store             *storage.Store
 	Bus               *events.Bus
-	Peers             Peers                // inter-node calls of cluster_status
-	Members           *membership.Protocol // the node-record protocol
+	Peers             Peers      // inter-node calls of cluster_status
+	Members           Membership // the node-record protocol
 	// RequestTimeout is clustering.requestTimeout, the bound of one
 	// inter-node call (default 2 s); node operations get a deadline from it.
 	RequestTimeout time.Duration
@@ -51,11 +60,16 @@ func (o *Ops) Operations() []events.Operation {
 		{Name: "cluster_set_routes", Handler: "setRoutes", Mutating: true, Run: o.SetRoutes},
 		{Name: "cluster_get_routes", Handler: "getRoutes", Run: o.GetRoutes},
 		{Name: "cluster_delete_routes", Handler: "deleteRoutes", Mutating: true, Run: o.DeleteRoutes},
-		{Name: "add_node", Handler: "addNode", Mutating: true, Deadline: nodeDeadline, Run: o.AddNode},
-		{Name: "update_node", Handler: "updateNode", Mutating: true, Deadline: nodeDeadline, Run: o.UpdateNode("update_node")},
-		{Name: "set_node_replication", Handler: "updateNode", Mutating: true, Deadline: nodeDeadline, Run: o.UpdateNode("set_node_replication")},
-		{Name: "remove_node", Handler: "removeNode", Mutating: true, Deadline: nodeDeadline, Run: o.RemoveNode},
-		{Name: "configure_cluster", Handler: "configureCluster", Mutating: true, Deadline: nodeDeadline, Run: o.ConfigureCluster},
+		{Name: "add_node", Handler: "addNode", Mutating: true, Deadline: nodeDeadline,
+			Run: typed(o.requireClustering, o.nodeSchema, o.AddNode)},
+		{Name: "update_node", Handler: "updateNode", Mutating: true, Deadline: nodeDeadline,
+			Run: typed(o.requireClustering, o.nodeSchema, o.UpdateNode)},
+		{Name: "set_node_replication", Handler: "updateNode", Mutating: true, Deadline: nodeDeadline,
+			Run: typed(o.requireClustering, o.nodeSchema, o.SetNodeReplication)},
+		{Name: "remove_node", Handler: "removeNode", Mutating: true, Deadline: nodeDeadline,
+			Run: typed(o.requireClustering, o.removeNodeSchema, o.RemoveNode)},
+		{Name: "configure_cluster", Handler: "configureCluster", Mutating: true, Deadline: nodeDeadline,
+			Run: typed(o.requireClustering, o.configureSchema, o.ConfigureCluster)},
 		{Name: "create_table", Handler: "createTable", Mutating: true, Run: o.CreateTable},
 		{Name: "describe_all", Handler: "describeAll", Run: o.DescribeAll},
 		{Name: "cluster_status", Handler: "clusterStatus", Run: o.ClusterStatus},

@@ -30,6 +30,16 @@ func newOps(t testing.TB) *Ops {
 
 type runner func(context.Context, events.Caller, []byte) (any, error)
 
+// run is operation name as the router runs it: body in, reply out.
+func (o *Ops) run(name string) runner {
+	for _, op := range o.Operations() {
+		if op.Name == name {
+			return op.Run
+		}
+	}
+	panic("no operation " + name)
+}
+
 // reject runs op on body and returns the 400 message, failing unless the
 // request was refused with 400 without writing anything.
 func reject(t *testing.T, o *Ops, run runner, body string) string {

@@ -52,8 +52,8 @@ var subscriptionSchema = Schema{
 	{Name: "start_time", Kind: kString, Date: true},
 }
 
-// subscriptionIn is a subscription as a request states it.
-type subscriptionIn struct {
+// SubscriptionIn is a subscription as a request states it.
+type SubscriptionIn struct {
 	Database  string `json:"database"`
 	Schema    string `json:"schema"`
 	Table     string `json:"table"`
@@ -62,7 +62,7 @@ type subscriptionIn struct {
 	StartTime string `json:"start_time"`
 }
 
-func (s subscriptionIn) toStorage() storage.Subscription {
+func (s SubscriptionIn) toStorage() storage.Subscription {
 	db := s.Database
 	if db == "" {
 		db = s.Schema
