@@ -49,25 +49,32 @@ func (c soakConfig) MarshalJSON() ([]byte, error) {
 		"rate_per_node": c.Rate, "data_tables": c.DataTables, "flip_tables": c.FlipTables, "op_every": c.OpEvery.String()})
 }
 
+type soakLatency struct {
+	Count int     `json:"count"`
+	P50MS float64 `json:"p50_ms"`
+	P99MS float64 `json:"p99_ms"`
+	MaxMS float64 `json:"max_ms"`
+}
+
 type soakUsage struct {
 	Goroutines int     `json:"goroutines"`
 	RSSMB      float64 `json:"rss_mb"`
 }
 
 type soakReport struct {
-	Config       soakConfig           `json:"config"`
-	Acknowledged int64                `json:"acknowledged"`
-	Lost         int                  `json:"lost"`
-	Duplicated   int                  `json:"duplicated"`
-	Kills        int                  `json:"kills"`
-	Operations   map[string]int       `json:"operations"` // "<op> <status>" (status 0: no reply)
-	DuringKill   map[string]int       `json:"operations_during_kill"`
-	P50MS        float64              `json:"p50_ms"`
-	P99MS        float64              `json:"p99_ms"`
-	MaxMS        float64              `json:"max_ms"`
-	Failures     []string             `json:"failures_while_all_up,omitempty"`
-	Start        map[string]soakUsage `json:"start"`
-	End          map[string]soakUsage `json:"end"`
+	Config       soakConfig             `json:"config"`
+	Acknowledged int64                  `json:"acknowledged"`
+	Lost         int                    `json:"lost"`
+	Duplicated   int                    `json:"duplicated"`
+	Kills        int                    `json:"kills"`
+	Operations   map[string]int         `json:"operations"` // "<op> <status>" (status 0: no reply)
+	DuringKill   map[string]int         `json:"operations_during_kill"`
+	Latency      map[string]soakLatency `json:"latency"` // per operation, while every node is up
+	Slowest      []string               `json:"slowest,omitempty"`
+	Failures     []string               `json:"failures_while_all_up,omitempty"`
+	Idle         map[string]soakUsage   `json:"idle"`  // before the workload
+	Start        map[string]soakUsage   `json:"start"` // once it has run a while
+	End          map[string]soakUsage   `json:"end"`
 }
 
 func soakSettings(t *testing.T) (soakConfig, bool) {
@@ -249,9 +256,10 @@ func TestSoak(t *testing.T) {
 			mustOp(i, "add_node", map[string]any{"node_name": nodes[j].name(), "subscriptions": append(slices.Clone(dataSubs), flipSubs...)})
 		}
 	}
-	rep := soakReport{Config: cfg, Operations: map[string]int{}, DuringKill: map[string]int{}, Start: map[string]soakUsage{}, End: map[string]soakUsage{}}
+	rep := soakReport{Config: cfg, Operations: map[string]int{}, DuringKill: map[string]int{}, Latency: map[string]soakLatency{},
+		Idle: map[string]soakUsage{}, Start: map[string]soakUsage{}, End: map[string]soakUsage{}}
 	for _, n := range nodes {
-		rep.Start[n.name()] = n.usage()
+		rep.Idle[n.name()] = n.usage()
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Duration)
@@ -300,7 +308,11 @@ func TestSoak(t *testing.T) {
 	// Operators: on every node, cluster_status and set_node_replication of
 	// a flip table about another node, every OpEvery.
 	var opMu sync.Mutex
-	var took []time.Duration
+	type timed struct {
+		d    time.Duration
+		what string
+	}
+	took := map[string][]timed{}
 	record := func(op string, status int, body string, start time.Time) {
 		end := time.Now()
 		opMu.Lock()
@@ -311,7 +323,7 @@ func TestSoak(t *testing.T) {
 			return
 		}
 		rep.Operations[k]++
-		took = append(took, end.Sub(start))
+		took[op] = append(took[op], timed{end.Sub(start), fmt.Sprintf("%s %s %v %d", start.Format("15:04:05.000"), op, end.Sub(start).Round(time.Millisecond), status)})
 		if status >= 500 || status == 0 {
 			rep.Failures = append(rep.Failures, fmt.Sprintf("%s +%v %s: %d %s", start.Format("15:04:05.000"), end.Sub(start).Round(time.Millisecond), op, status, body))
 		}
@@ -344,6 +356,23 @@ func TestSoak(t *testing.T) {
 			}
 		}()
 	}
+
+	// Usage once the workload has run a while (before the first kill).
+	warm := min(10*time.Second, cfg.KillEvery/2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-time.After(warm):
+		}
+		for _, n := range nodes {
+			u := n.usage()
+			opMu.Lock()
+			rep.Start[n.name()] = u
+			opMu.Unlock()
+		}
+	}()
 
 	// The killer: one node after another.
 	for k := 0; ; k++ {
@@ -401,10 +430,16 @@ func TestSoak(t *testing.T) {
 	for _, n := range nodes {
 		rep.End[n.name()] = n.usage()
 	}
-	if len(took) > 0 {
-		slices.Sort(took)
-		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-		rep.P50MS, rep.P99MS, rep.MaxMS = ms(took[len(took)/2]), ms(took[min(len(took)-1, len(took)*99/100)]), ms(took[len(took)-1])
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	var all []timed
+	for op, ts := range took {
+		slices.SortFunc(ts, func(a, b timed) int { return int(a.d - b.d) })
+		rep.Latency[op] = soakLatency{Count: len(ts), P50MS: ms(ts[len(ts)/2].d), P99MS: ms(ts[min(len(ts)-1, len(ts)*99/100)].d), MaxMS: ms(ts[len(ts)-1].d)}
+		all = append(all, ts...)
+	}
+	slices.SortFunc(all, func(a, b timed) int { return int(b.d - a.d) })
+	for _, x := range all[:min(10, len(all))] {
+		rep.Slowest = append(rep.Slowest, x.what)
 	}
 	out, _ := json.MarshalIndent(rep, "", "  ")
 	t.Logf("soak report:\n%s", out)
