@@ -50,7 +50,7 @@ func (r *runner) startNode(name string, routeTo *member) (*member, error) {
 		return nil, err
 	}
 	m := &member{n: n}
-	if m.nc, err = nats.Connect(n.LeafURL(), nats.UserInfo(cfg.Clustering.User, n.Password())); err != nil {
+	if m.nc, err = nats.Connect(n.LeafURL(), nats.UserInfo(n.OperatorUser(), n.OperatorPassword())); err != nil {
 		_ = n.Close()
 		return nil, err
 	}

@@ -201,12 +201,12 @@ func (r *runner) floorMeshEcho() error {
 	// Replication throughput across the same topology, with a bare source
 	// between the two leaf servers' JetStream (domains fa, fb): what NATS
 	// itself costs on clusterd's path, without clusterd.
-	pub, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", a.Ports().LeafClient), nats.UserInfo("cluster_user", benchPassword))
+	pub, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", a.Ports().LeafClient), a.InternalUserInfo())
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
-	sub, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", b.Ports().LeafClient), nats.UserInfo("cluster_user", benchPassword))
+	sub, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", b.Ports().LeafClient), b.InternalUserInfo())
 	if err != nil {
 		return err
 	}

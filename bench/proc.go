@@ -166,6 +166,7 @@ func procConfig(dir, name, issuerKey string, timeout time.Duration) (node.Config
 	cfg.RootPath = filepath.Join(dir, name, "data")
 	cfg.Clustering.NodeName = name
 	cfg.Clustering.Password = benchPassword
+	cfg.Clustering.LeafServer.Operator.Password = benchPassword + "-operator"
 	cfg.Auth.IssuerKeyFile = issuerKey
 	cfg.Logging.Level = "warn"
 	p, err := freePorts(5)
@@ -258,7 +259,7 @@ func (p *proc) kill() {
 
 func (p *proc) conn() (*nats.Conn, error) {
 	return nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", p.cfg.Clustering.LeafServer.Network.Port),
-		nats.UserInfo(p.cfg.Clustering.User, p.cfg.Clustering.Password), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+		nats.UserInfo(p.cfg.Clustering.LeafServer.Operator.User, p.cfg.Clustering.LeafServer.Operator.Password), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 }
 
 func issuerKey(path string) (ed25519.PrivateKey, error) {

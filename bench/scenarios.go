@@ -82,17 +82,19 @@ func (r *runner) clusterdTrio() error {
 	}
 
 	// Reads.
-	conns, err := dial(a.n.LeafURL(), 32, nats.UserInfo(a.n.Config.Clustering.User, a.n.Password()))
+	conns, err := dial(a.n.LeafURL(), 32, nats.UserInfo(a.n.OperatorUser(), a.n.OperatorPassword()))
 	if err != nil {
 		return err
 	}
 	defer closeAll(conns)
 	get := func(int) *nats.Msg { return opMsg(a.tok, "cluster_get_routes", []byte(`{}`)) }
 	// The reads' floor is an echo on the same server (a's leaf server, the
-	// responder connected in-process as clusterd's own connection is, the
-	// requests carrying the same header), measured in rounds alternating
-	// with the reads so that both see the same load on this shared machine.
-	resp, err := a.n.Servers.InternalConn("bench-echo")
+	// responder connected in-process as clusterd's own connections are, in
+	// the requesters' account, the requests carrying the same header),
+	// measured in rounds alternating with the reads so that both see the
+	// same load on this shared machine. The reads cross from the operator's
+	// account into clusterd's (a service import).
+	resp, err := a.n.Servers.ProxyConn(topology.AppAccount(a.n.OperatorUser()), "bench-echo")
 	if err != nil {
 		return err
 	}
@@ -227,7 +229,7 @@ func (r *runner) clusterdTrio() error {
 	}
 	r.set("mutate.p50", us(pct(res.lat, 50)))
 	r.set("mutate.p99", us(pct(res.lat, 99)))
-	mconns, err := dial(a.n.LeafURL(), clients, nats.UserInfo(a.n.Config.Clustering.User, a.n.Password()))
+	mconns, err := dial(a.n.LeafURL(), clients, nats.UserInfo(a.n.OperatorUser(), a.n.OperatorPassword()))
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/clusterd/clusterd/client"
 	"github.com/clusterd/clusterd/node"
 	"github.com/clusterd/clusterd/node/nodetest"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -504,13 +505,17 @@ func TestTransactions(t *testing.T) {
 	if _, err := tb.PublishMsg(ctx, "dev", "dog", msg, jetstream.WithMsgID("b0")); err != nil {
 		t.Fatal(err)
 	}
-	// Written on b from a's connection, addressed by name.
+	// A connection to a cannot write as b (nor reach b's JetStream): each
+	// node's clients write their own node's transactions only.
 	remote, err := a.OnNode("b").Transactions(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ack, err := remote.Publish(ctx, "dev", "dog", []byte("b1")); err != nil || ack.Domain != "b" {
-		t.Fatalf("publish on b through a: %+v %v", ack, err)
+	if ack, err := remote.Publish(ctx, "dev", "dog", []byte("forged")); err == nil {
+		t.Fatalf("publish on b through a was acknowledged: %+v", ack)
+	}
+	if _, err := tb.Publish(ctx, "dev", "dog", []byte("b1")); err != nil {
+		t.Fatal(err)
 	}
 
 	cons, err := tb.Consumer(ctx, "dev", "dog")
@@ -544,9 +549,8 @@ func TestTransactions(t *testing.T) {
 	}
 	mu.Unlock()
 
-	// The same read on b from a's connection, filtered to a's writes, from
-	// the second of them.
-	onlyA, err := remote.Consumer(ctx, "dev", "dog", client.FromOrigin("a"))
+	// b's read, filtered to a's writes, from the second of them.
+	onlyA, err := tb.Consumer(ctx, "dev", "dog", client.FromOrigin("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -554,7 +558,7 @@ func TestTransactions(t *testing.T) {
 	if d := describe(fromA); !slices.Equal(d, []string{"dev.dog@a:a0", "dev.dog@a:a1", "dev.dog@a:a2"}) {
 		t.Fatalf("FromOrigin(a) on b: %v", d)
 	}
-	later, err := remote.Consumer(ctx, "dev", "dog", client.FromSequence(fromA[1].Seq), client.FromOrigin("a"))
+	later, err := tb.Consumer(ctx, "dev", "dog", client.FromSequence(fromA[1].Seq), client.FromOrigin("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,15 +598,23 @@ func collect(b jetstream.MessageBatch) []jetstream.Msg {
 
 // Transactions refuses a connection whose JetStream is not a clusterd node's.
 func TestTransactionsNeedsAClusterdNode(t *testing.T) {
-	n := nodetest.StartNamed(t, "j1")
-	// The hub has no JetStream at all.
-	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", n.Servers.Ports().HubClient), nats.UserInfo(n.Config.Clustering.User, n.Password()))
+	// A NATS server with JetStream but no domain, as a plain deployment has.
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	if _, err := client.New(nc, client.WithTimeout(time.Second)).Transactions(ctx); err == nil {
-		t.Fatal("Transactions on a hub connection succeeded")
+		t.Fatal("Transactions on a server without a clusterd domain succeeded")
 	}
 }
 

@@ -36,7 +36,9 @@ func startNodes(names ...string) *exampleCluster {
 		cfg.RootPath = filepath.Join(dir, name)
 		cfg.Auth.IssuerKeyFile = filepath.Join(dir, "issuer.key")
 		cfg.Clustering.NodeName = name
-		cfg.Clustering.Password = "example-secret"
+		cfg.Clustering.Password = "example-cluster-secret"
+		// A data service's own NATS user (never the cluster secret).
+		cfg.Clustering.LeafServer.Users = []node.LeafUser{{User: "orders", Password: "orders-secret"}}
 		cfg.OperationsAPI.Network.Port = 0
 		cfg.Clustering.HubServer.Network.Port = 0
 		cfg.Clustering.HubServer.LeafNodes.Network.Port = 0
@@ -66,9 +68,9 @@ func startNodes(names ...string) *exampleCluster {
 	return ec
 }
 
-// connect connects to n's leaf client port as the cluster user.
+// connect connects to n's leaf client port as the service user.
 func (ec *exampleCluster) connect(n *node.Node) *nats.Conn {
-	nc, err := nats.Connect(n.LeafURL(), nats.UserInfo(n.Config.Clustering.User, n.Password()))
+	nc, err := nats.Connect(n.LeafURL(), nats.UserInfo("orders", "orders-secret"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func Example() {
 	ec := startNodes("node1")
 	defer ec.stop()
 	n := ec.nodes[0]
-	nc, err := nats.Connect(n.LeafURL(), nats.UserInfo("cluster_user", n.Password()))
+	nc, err := nats.Connect(n.LeafURL(), nats.UserInfo("orders", "orders-secret"))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -134,7 +134,7 @@ func TestOperationsTranscripts(t *testing.T) {
 	home := t.TempDir()
 	run := func(tr transcript) string {
 		t.Helper()
-		args := []string{"--server", n1.LeafURL(), "--user", "cluster_user", "--password", n1.Password(), "req", tr.subject, tr.body}
+		args := []string{"--server", n1.LeafURL(), "--user", n1.OperatorUser(), "--password", n1.OperatorPassword(), "req", tr.subject, tr.body}
 		shown := fmt.Sprintf("$ nats req %s '%s'", tr.subject, tr.body)
 		switch tr.token {
 		case "admin":

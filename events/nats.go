@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -30,40 +31,73 @@ func NodeSubject(node, op string) string { return NodePrefix + node + ".cluster.
 // therefore subscribes on a connection the server filters the served names
 // out of (topology.Servers.UnservedOpsConn).
 type NATSIngress struct {
-	svc  micro.Service
-	subs []*nats.Subscription
+	d        *Dispatcher
+	node     string
+	version  string
+	stats    map[string]*endpointStats
+	mu       sync.Mutex
+	services []micro.Service
+	subs     []*nats.Subscription
 }
 
 // ServiceName is the micro service name `nats micro ls` shows.
 const ServiceName = "clusterd"
 
-// StartNATSIngress registers the service on nc, and the catch-all for unknown
+// StartNATSIngress registers the service on nc, the catch-all for unknown
 // operations on unserved (nc when nil; served operations reaching it are
-// ignored either way).
+// ignored either way), and the node-addressed subjects on nc.
 func StartNATSIngress(nc, unserved *nats.Conn, d *Dispatcher, nodeName, version string) (*NATSIngress, error) {
+	in := &NATSIngress{d: d, node: nodeName, version: version, stats: map[string]*endpointStats{}}
+	for name := range d.Operations() {
+		in.stats[name] = &endpointStats{}
+	}
+	if err := in.ServeLocal(nc, unserved); err != nil {
+		return nil, err
+	}
+	nodePrefix := NodePrefix + nodeName + ".cluster."
+	addressed, err := nc.QueueSubscribe(nodePrefix+"*", "clusterd", func(m *nats.Msg) {
+		if m.Reply == "" {
+			return
+		}
+		op := strings.TrimPrefix(m.Subject, nodePrefix)
+		d.Dispatch(requestOf(op, m.Data, headerGetter(m)), in.stats[op].counted(msgResponder(m)))
+	})
+	if err != nil {
+		in.Stop()
+		return nil, err
+	}
+	in.mu.Lock()
+	in.subs = append(in.subs, addressed)
+	in.mu.Unlock()
+	return in, nc.Flush()
+}
+
+// ServeLocal serves the node-local operations (ops.cluster.*) and the micro
+// protocol ($SRV.*) on nc's account too: one micro service per account,
+// sharing the node's endpoint statistics, with the catch-all for unknown
+// operations on unserved (nc when nil). Serving inside an app's account
+// rather than through a service import saves the import's per-request
+// response mapping (docs/security.md has the measurement).
+func (in *NATSIngress) ServeLocal(nc, unserved *nats.Conn) error {
 	if unserved == nil {
 		unserved = nc
 	}
-	stats := map[string]*endpointStats{}
-	for name := range d.Operations() {
-		stats[name] = &endpointStats{}
-	}
+	d := in.d
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        ServiceName,
-		Version:     version,
-		Description: "clusterd clustering operations for node " + nodeName,
-		Metadata:    map[string]string{"node": nodeName},
+		Version:     in.version,
+		Description: "clusterd clustering operations for node " + in.node,
+		Metadata:    map[string]string{"node": in.node},
 		StatsHandler: func(e *micro.Endpoint) any {
-			if s := stats[e.Name]; s != nil {
+			if s := in.stats[e.Name]; s != nil {
 				return s.data()
 			}
 			return nil
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("register micro service: %w", err)
+		return fmt.Errorf("register micro service: %w", err)
 	}
-	in := &NATSIngress{svc: svc}
 	for name := range d.Operations() {
 		op := name
 		err := svc.AddEndpoint(op, micro.HandlerFunc(func(r micro.Request) {
@@ -72,11 +106,11 @@ func StartNATSIngress(nc, unserved *nats.Conn, d *Dispatcher, nodeName, version 
 			// reads the request's error right then, unsynchronized), so reply
 			// on the connection directly. micro's endpoint stats therefore
 			// count requests but not errors; the endpoint's data does.
-			d.Dispatch(requestOf(op, r.Data(), r.Headers().Get), stats[op].counted(replyOn(nc, r.Reply())))
+			d.Dispatch(requestOf(op, r.Data(), r.Headers().Get), in.stats[op].counted(replyOn(nc, r.Reply())))
 		}), micro.WithEndpointSubject(LocalPrefix+op), micro.WithEndpointMetadata(map[string]string{"operation": op}))
 		if err != nil {
 			_ = svc.Stop()
-			return nil, fmt.Errorf("add endpoint %s: %w", op, err)
+			return fmt.Errorf("add endpoint %s: %w", op, err)
 		}
 	}
 	known := d.Operations()
@@ -89,35 +123,28 @@ func StartNATSIngress(nc, unserved *nats.Conn, d *Dispatcher, nodeName, version 
 	})
 	if err != nil {
 		_ = svc.Stop()
-		return nil, err
+		return err
 	}
-	nodePrefix := NodePrefix + nodeName + ".cluster."
-	addressed, err := nc.QueueSubscribe(nodePrefix+"*", "clusterd", func(m *nats.Msg) {
-		if m.Reply == "" {
-			return
-		}
-		op := strings.TrimPrefix(m.Subject, nodePrefix)
-		d.Dispatch(requestOf(op, m.Data, headerGetter(m)), stats[op].counted(msgResponder(m)))
-	})
-	if err != nil {
-		_ = unknown.Unsubscribe()
-		_ = svc.Stop()
-		return nil, err
-	}
-	in.subs = []*nats.Subscription{unknown, addressed}
+	in.mu.Lock()
+	in.services = append(in.services, svc)
+	in.subs = append(in.subs, unknown)
+	in.mu.Unlock()
 	if err := unserved.Flush(); err != nil {
-		in.Stop()
-		return nil, err
+		return err
 	}
-	return in, nc.Flush()
+	return nc.Flush()
 }
 
 // Stop stops intake; requests already dispatched are still answered.
 func (in *NATSIngress) Stop() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
 	for _, s := range in.subs {
 		_ = s.Unsubscribe()
 	}
-	_ = in.svc.Stop()
+	for _, svc := range in.services {
+		_ = svc.Stop()
+	}
 }
 
 func headerGetter(m *nats.Msg) func(string) string {

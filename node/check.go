@@ -16,7 +16,7 @@ import (
 const Redacted = "<redacted>"
 
 // Redacted returns a copy of c with its secrets (the cluster password, the
-// leaf users' passwords and the first admin's password) replaced by Redacted; empty ones stay empty, which
+// leaf users', the operator's and the first admin's passwords) replaced by Redacted; empty ones stay empty, which
 // tells a reader that a password will be generated (cluster) or is missing.
 func (c Config) Redacted() Config {
 	if c.Clustering.Password != "" {
@@ -31,6 +31,9 @@ func (c Config) Redacted() Config {
 	c.Clustering.LeafServer.Users = users
 	if c.Auth.AdminPassword != "" {
 		c.Auth.AdminPassword = Redacted
+	}
+	if c.Clustering.LeafServer.Operator.Password != "" {
+		c.Clustering.LeafServer.Operator.Password = Redacted
 	}
 	return c
 }

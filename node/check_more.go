@@ -87,7 +87,7 @@ func checkIssuerKeyFile(path string) error {
 }
 
 // Effective returns c with the values the node fills in at start shown in
-// place of empty ones: the generated cluster password's file, the issuer
+// place of empty ones: the generated cluster and operator passwords' files, the issuer
 // key file, the one NATS host, the duplicate window, the request timeout,
 // the log level and format. Meant for display (config check): apply it
 // after Redacted.
@@ -98,6 +98,14 @@ func (c Config) Effective() Config {
 			c.Clustering.Password = "<redacted, generated and kept in " + pw + ">"
 		} else {
 			c.Clustering.Password = "<generated on first start into " + pw + ">"
+		}
+	}
+	if c.Clustering.LeafServer.Operator.Password == "" {
+		pw := filepath.Join(c.RootPath, "operator-password")
+		if _, err := os.Stat(pw); err == nil {
+			c.Clustering.LeafServer.Operator.Password = "<redacted, generated and kept in " + pw + ">"
+		} else {
+			c.Clustering.LeafServer.Operator.Password = "<generated on first start into " + pw + ">"
 		}
 	}
 	if c.Auth.IssuerKeyFile == "" {

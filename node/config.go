@@ -128,8 +128,14 @@ type ClusterNetwork struct {
 
 type LeafServer struct {
 	Network LeafNetwork `yaml:"network"`
-	Users   []LeafUser  `yaml:"users"`
-	Streams Streams     `yaml:"streams"`
+	// Users are the services' NATS users; each is alone in an account of
+	// its own (docs/security.md).
+	Users []LeafUser `yaml:"users"`
+	// Operator is the operator's NATS user (the `nats` CLI), an app user
+	// like the others. Its password is generated into
+	// <rootPath>/operator-password when not configured.
+	Operator LeafUser `yaml:"operator"`
+	Streams  Streams  `yaml:"streams"`
 	// SyncAlways makes JetStream fsync every transaction before acknowledging
 	// it (else it syncs every 2 minutes: an OS crash can lose acknowledged
 	// transactions that a process crash cannot).
@@ -187,7 +193,7 @@ func Default() Config {
 				LeafNodes: HubLeafNodes{Network: Network{Port: 9931}},
 				Cluster:   HubCluster{Name: "clusterd", Network: ClusterNetwork{Port: 9932}},
 			},
-			LeafServer:     LeafServer{Network: LeafNetwork{Port: 9940}},
+			LeafServer:     LeafServer{Network: LeafNetwork{Port: 9940}, Operator: LeafUser{User: "operator"}},
 			RequestTimeout: 2 * time.Second,
 		},
 	}
@@ -344,6 +350,7 @@ func (c Config) Validate() error {
 	if c.Clustering.User == "" {
 		problems = append(problems, "clustering.user is required")
 	}
+	problems = append(problems, c.appUserProblems()...)
 	ports := map[string]int{
 		"operationsApi.network.port":                  c.OperationsAPI.Network.Port,
 		"operationsApi.network.securePort":            c.OperationsAPI.Network.SecurePort,
@@ -409,4 +416,48 @@ func (c Config) Validate() error {
 		return errors.New("invalid configuration: " + strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// appUserProblems checks the app users (services and the operator) against
+// each other and against the cluster secret, which must never be a client's.
+func (c Config) appUserProblems() []string {
+	var problems []string
+	cl := c.Clustering
+	users := append([]LeafUser{}, cl.LeafServer.Users...)
+	keys := make([]string, 0, len(users)+1)
+	for i := range users {
+		keys = append(keys, fmt.Sprintf("clustering.leafServer.users[%d]", i))
+	}
+	if cl.LeafServer.Operator.User == "" {
+		problems = append(problems, "clustering.leafServer.operator.user is required")
+	} else {
+		users = append(users, cl.LeafServer.Operator)
+		keys = append(keys, "clustering.leafServer.operator")
+	}
+	seen := map[string]string{}
+	for i, u := range users {
+		k := keys[i]
+		switch {
+		case u.User == "":
+			problems = append(problems, k+".user is required")
+			continue
+		case u.User == cl.User:
+			problems = append(problems, fmt.Sprintf("%s.user %q is the cluster user (clustering.user): the cluster secret authenticates node links only; give clients users of their own", k, u.User))
+		case strings.HasPrefix(u.User, "_clusterd"):
+			problems = append(problems, fmt.Sprintf("%s.user %q: names starting with _clusterd are clusterd's own", k, u.User))
+		case strings.ContainsAny(u.User, " \t\r\n"):
+			problems = append(problems, fmt.Sprintf("%s.user %q must not contain whitespace", k, u.User))
+		}
+		if other, dup := seen[u.User]; dup {
+			problems = append(problems, fmt.Sprintf("%s and %s are both user %q", other, k, u.User))
+		}
+		seen[u.User] = k
+		if u.Password == "" && k != "clustering.leafServer.operator" {
+			problems = append(problems, k+".password is required")
+		}
+		if u.Password != "" && u.Password != Redacted && u.Password == cl.Password {
+			problems = append(problems, k+".password is the cluster password (clustering.password): the cluster secret is never a client's")
+		}
+	}
+	return problems
 }

@@ -46,7 +46,7 @@ func streamPayloads(t *testing.T, nc *nats.Conn, subject string) []string {
 		t.Fatalf("stream: %v", err)
 	}
 	c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubject: subject, AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: 10 * time.Second,
+		FilterSubject: subject, AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: 10 * time.Second, MemoryStorage: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func TestFaultKillDuringReplicationLosesNothing(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", a.Cfg.Clustering.LeafServer.Network.Port),
-			nats.UserInfo(a.Cfg.Clustering.User, a.Cfg.Clustering.Password), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+			nats.UserInfo(a.Cfg.Clustering.LeafServer.Operator.User, a.Cfg.Clustering.LeafServer.Operator.Password), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 		if err != nil {
 			done <- err
 			return

@@ -285,7 +285,7 @@ func TestStatusOperationsFromTheNatsCLI(t *testing.T) {
 	tok := nodetest.SuperUser(t, a)
 	run := func(args ...string) string {
 		t.Helper()
-		base := []string{"--server", a.LeafURL(), "--user", a.Config.Clustering.User, "--password", a.Password()}
+		base := []string{"--server", a.LeafURL(), "--user", a.OperatorUser(), "--password", a.OperatorPassword()}
 		cmd := exec.Command(bin, append(base, args...)...)
 		cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
 		out, err := cmd.CombinedOutput()

@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -66,16 +65,16 @@ func leafLinked(a, b *node.Node) bool {
 	return a.Servers.Leaf.NumLeafNodes() == 2 && b.Servers.Hub.NumLeafNodes() == 2
 }
 
-// flows proves a core NATS message published on from's leaf reaches a
+// flows proves a core NATS message published in clusterd's account on from's leaf reaches a
 // subscriber on to's leaf: interest propagates asynchronously, so it
 // publishes until one arrives.
 func flows(t *testing.T, from, to *node.Node, subject string) {
 	t.Helper()
-	sub, err := nodetest.Connect(t, to).SubscribeSync(subject)
+	sub, err := nodetest.Internal(t, to).SubscribeSync(subject)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := nodetest.Connect(t, from)
+	pub := nodetest.Internal(t, from)
 	payload := "hello from " + from.Name()
 	nodetest.Eventually(t, 5*time.Second, fmt.Sprintf("%s from %s to reach %s", subject, from.Name(), to.Name()), func() bool {
 		if err := pub.Publish(subject, []byte(payload)); err != nil {
@@ -149,14 +148,15 @@ func TestLeafRouteJoinsTheLeafToTheRemoteHub(t *testing.T) {
 		t.Fatal("a leaf route must not route the hubs")
 	}
 
-	// Application traffic flows both ways through the link…
+	// Clusterd's traffic flows both ways through the link…
 	flows(t, a, b, "app.orders.created")
 	flows(t, b, a, "app.orders.shipped")
 
 	// …but the transaction plane does not: subscribe to txn.> and to a
 	// marker on b (in that order, on one connection, so the txn interest
-	// would have propagated first), then publish a txn and the marker on a.
-	bc := nodetest.Connect(t, b)
+	// would have propagated first), then publish a txn and the marker on a,
+	// in clusterd's account (the one the link carries).
+	bc := nodetest.Internal(t, b)
 	txn, err := bc.SubscribeSync("txn.>")
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +165,7 @@ func TestLeafRouteJoinsTheLeafToTheRemoteHub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ac := nodetest.Connect(t, a)
+	ac := nodetest.Internal(t, a)
 	nodetest.Eventually(t, 5*time.Second, "marker to reach b", func() bool {
 		_ = ac.Publish("txn.data.orders.a", []byte("txn"))
 		_ = ac.Publish("app.marker", nil)
@@ -317,7 +317,7 @@ func TestWrongClusterPasswordCannotJoinTheMesh(t *testing.T) {
 func TestClientPortsRequireCredentials(t *testing.T) {
 	cfg := nodetest.Config(t, "a")
 	cfg.Clustering.LeafServer.Users = []node.LeafUser{{User: "orders-service", Password: "orders-secret"}}
-	a := nodetest.Start(t, cfg)
+	a, logs := nodetest.StartLogged(t, cfg)
 	p := a.Servers.Ports()
 	hubURL := fmt.Sprintf("nats://127.0.0.1:%d", p.HubClient)
 
@@ -328,79 +328,34 @@ func TestClientPortsRequireCredentials(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "Authorization Violation") {
 			t.Fatalf("%s: %v", url, err)
 		}
-		if nc, err := nats.Connect(url, nats.UserInfo(a.Config.Clustering.User, "guess"), nats.NoReconnect()); err == nil {
+		if nc, err := nats.Connect(url, nats.UserInfo(a.OperatorUser(), "guess"), nats.NoReconnect()); err == nil {
 			nc.Close()
 			t.Fatalf("%s accepted a wrong password", url)
 		}
-		nc, err := nats.Connect(url, nats.UserInfo(a.Config.Clustering.User, a.Password()))
+		// The cluster secret authenticates node links only, never a client.
+		if nc, err := nats.Connect(url, nats.UserInfo(a.Config.Clustering.User, a.Password()), nats.NoReconnect()); err == nil {
+			nc.Close()
+			t.Fatalf("%s accepted the cluster user as a client", url)
+		}
+	}
+	// Whoever tried the cluster user is told what to use instead, once.
+	nodetest.Eventually(t, 5*time.Second, "the migration warning", func() bool {
+		return countLogs(logs, "clustering.user and clustering.password authenticate node links only") == 1
+	})
+
+	// App users are clients of the leaf, not of the hub.
+	for _, u := range [][2]string{{"orders-service", "orders-secret"}, {a.OperatorUser(), a.OperatorPassword()}} {
+		if _, err := nats.Connect(hubURL, nats.UserInfo(u[0], u[1]), nats.NoReconnect()); err == nil {
+			t.Fatalf("the hub accepted app user %s", u[0])
+		}
+		nc, err := nats.Connect(a.LeafURL(), nats.UserInfo(u[0], u[1]))
 		if err != nil {
-			t.Fatalf("%s refused the cluster user: %v", url, err)
+			t.Fatalf("app user %s refused: %v", u[0], err)
+		}
+		if r := nodetest.Request(t, nc, "ops.cluster.cluster_get_routes", nodetest.SuperUser(t, a), `{}`); r.Status != 200 {
+			t.Fatalf("app user %s request: %d %s", u[0], r.Status, r.Body)
 		}
 		nc.Close()
-	}
-
-	// A configured leaf user is a client of the leaf, not of the hub.
-	if _, err := nats.Connect(hubURL, nats.UserInfo("orders-service", "orders-secret"), nats.NoReconnect()); err == nil {
-		t.Fatal("the hub accepted a leaf user")
-	}
-	nc, err := nats.Connect(a.LeafURL(), nats.UserInfo("orders-service", "orders-secret"))
-	if err != nil {
-		t.Fatalf("leaf user refused: %v", err)
-	}
-	defer nc.Close()
-	if r := nodetest.Request(t, nc, "ops.cluster.cluster_get_routes", nodetest.SuperUser(t, a), `{}`); r.Status != 200 {
-		t.Fatalf("leaf user request: %d %s", r.Status, r.Body)
-	}
-}
-
-func TestClientsCannotSubscribeToOperationSubjects(t *testing.T) {
-	a := nodetest.StartNamed(t, "a")
-	var mu sync.Mutex
-	var violations []string
-	nc, err := nats.Connect(a.LeafURL(), nats.UserInfo(a.Config.Clustering.User, a.Password()),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			mu.Lock()
-			violations = append(violations, err.Error())
-			mu.Unlock()
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-
-	denied := []string{"ops.>", "ops.cluster.cluster_set_routes", "ops.cluster.*", "ops.node.a.cluster.cluster_get_routes", "_clusterd.x"}
-	for _, s := range denied {
-		if _, err := nc.SubscribeSync(s); err != nil {
-			t.Fatal(err)
-		}
-	}
-	nodetest.Eventually(t, 2*time.Second, "a permission violation per denied subscription", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(violations) >= len(denied)
-	})
-	mu.Lock()
-	for i, s := range denied {
-		if want := fmt.Sprintf("Permissions Violation for Subscription to %q", s); !strings.HasSuffix(violations[i], want) {
-			t.Errorf("violation %d: %q, want %q", i, violations[i], want)
-		}
-	}
-	mu.Unlock()
-
-	// The same client can still make requests and use other subjects.
-	if r := nodetest.Request(t, nc, "ops.cluster.cluster_get_routes", nodetest.SuperUser(t, a), `{}`); r.Status != 200 {
-		t.Fatalf("request after violations: %d %s", r.Status, r.Body)
-	}
-	if _, err := nc.SubscribeSync("app.>"); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(violations) != len(denied) {
-		t.Fatalf("unexpected violations: %v", violations)
 	}
 }
 

@@ -38,7 +38,7 @@ func TestNatsCLIAgainstANode(t *testing.T) {
 	home := t.TempDir() // no user contexts
 	nats := func(args ...string) string {
 		t.Helper()
-		args = append([]string{"--server", n.LeafURL(), "--user", n.Config.Clustering.User, "--password", n.Password()}, args...)
+		args = append([]string{"--server", n.LeafURL(), "--user", n.OperatorUser(), "--password", n.OperatorPassword()}, args...)
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "NATS_CONTEXT=")
 		out, err := cmd.CombinedOutput()

@@ -26,7 +26,7 @@ func settledMesh(t *testing.T, names ...string) []*node.Node {
 	nodes := mesh(t, names...)
 	nodetest.Eventually(t, 10*time.Second, "broadcast interest of every node on every hub", func() bool {
 		for _, n := range nodes {
-			if n.Servers.Hub.GlobalAccount().Interest("_clusterd.all.network") < len(nodes) {
+			if n.Servers.HubInterest("_clusterd.all.network") < len(nodes) {
 				return false
 			}
 		}

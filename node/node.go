@@ -50,21 +50,25 @@ type Node struct {
 	Members *membership.Protocol
 	users   *handlers.UserOps
 
-	log        *zap.Logger
-	issuerKey  ed25519.PrivateKey
-	password   string
-	nc         *nats.Conn
-	unservedNC *nats.Conn // the catch-all for unknown operations
-	dispatcher *events.Dispatcher
-	ingress    *events.NATSIngress
-	api        operationsAPI
-	routeLoop  *topology.Loop
-	replLoop   *topology.Loop
-	Repl       *topology.ReplicationReconciler
-	peerSrv    *events.PeerServer
-	started    time.Time
-	first      firstStart  // what a failed start undoes, what a good one prints
-	up         atomic.Bool // Start completed: logged `node started`
+	log       *zap.Logger
+	issuerKey ed25519.PrivateKey
+	password  string // the cluster secret's
+	// operatorPassword is the operator user's (configured or generated).
+	operatorPassword string
+	proxies          []*topology.ConsumerProxy
+	proxyConns       []*nats.Conn
+	nc               *nats.Conn
+	unservedNC       *nats.Conn // the catch-all for unknown operations
+	dispatcher       *events.Dispatcher
+	ingress          *events.NATSIngress
+	api              operationsAPI
+	routeLoop        *topology.Loop
+	replLoop         *topology.Loop
+	Repl             *topology.ReplicationReconciler
+	peerSrv          *events.PeerServer
+	started          time.Time
+	first            firstStart  // what a failed start undoes, what a good one prints
+	up               atomic.Bool // Start completed: logged `node started`
 
 	cancel    context.CancelFunc
 	workers   sync.WaitGroup
@@ -79,8 +83,8 @@ type Options struct {
 	// BeginAnew lets a node whose state store is damaged, or empty while the
 	// node has history, start with an empty one (BeginAnewFlag).
 	BeginAnew bool
-	// Stdout receives the one-time `nats context save` hint when a cluster
-	// password is generated. Nil discards it.
+	// Stdout receives the one-time `nats context save` line when the
+	// operator's password is generated. Nil discards it.
 	Stdout io.Writer
 }
 
@@ -118,7 +122,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	} else if created {
 		n.first.made = append(n.first.made, filepath.Join(cfg.RootPath, nodeNameFile))
 	}
-	if err := n.loadSecrets(o.Stdout); err != nil {
+	if err := n.loadSecrets(); err != nil {
 		return nil, err
 	}
 	verifier, err := n.verifier()
@@ -137,7 +141,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var leafUsers []topology.User
+	leafUsers := []topology.User{{Name: cfg.Clustering.LeafServer.Operator.User, Password: n.operatorPassword}}
 	for _, u := range cfg.Clustering.LeafServer.Users {
 		leafUsers = append(leafUsers, topology.User{Name: u.User, Password: u.Password})
 	}
@@ -178,6 +182,9 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	}
 	js, err := jetstream.New(n.nc)
 	if err != nil {
+		return nil, err
+	}
+	if err := n.startConsumerProxies(); err != nil {
 		return nil, err
 	}
 	streams := cfg.Clustering.LeafServer.Streams
@@ -330,6 +337,11 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	if n.ingress, err = events.StartNATSIngress(n.nc, n.unservedNC, n.dispatcher, cfg.Clustering.NodeName, Version); err != nil {
 		return nil, err
 	}
+	for i, acc := range n.Servers.AppAccounts() {
+		if err := n.ingress.ServeLocal(n.proxyConns[2*i], n.proxyConns[2*i+1]); err != nil {
+			return nil, fmt.Errorf("serve operations in %s: %w", acc, err)
+		}
+	}
 	if err := n.startHTTP(); err != nil {
 		return nil, err
 	}
@@ -354,6 +366,32 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	return n, nil
 }
 
+// startConsumerProxies connects clusterd's two connections inside every app
+// account (n.proxyConns: the serving one, then the unserved-operations one,
+// per account) and serves the account's consumer requests on the first
+// (topology.ConsumerProxy). Connected before the route worker runs, like the
+// internal connections.
+func (n *Node) startConsumerProxies() error {
+	for _, acc := range n.Servers.AppAccounts() {
+		nc, err := n.Servers.ProxyConn(acc, "clusterd-"+n.Name())
+		if err != nil {
+			return fmt.Errorf("connect to app account %s: %w", acc, err)
+		}
+		n.proxyConns = append(n.proxyConns, nc)
+		un, err := n.Servers.AppUnservedConn(acc, "clusterd-"+n.Name()+"-unserved-ops")
+		if err != nil {
+			return fmt.Errorf("connect to app account %s: %w", acc, err)
+		}
+		n.proxyConns = append(n.proxyConns, un)
+		p, err := topology.StartConsumerProxy(nc, n.nc, acc, 5*time.Second, n.log.Named("consumers"))
+		if err != nil {
+			return fmt.Errorf("start the consumer proxy of %s: %w", acc, err)
+		}
+		n.proxies = append(n.proxies, p)
+	}
+	return nil
+}
+
 func (n *Node) goWorker(ctx context.Context, run func(context.Context)) {
 	n.workers.Add(1)
 	go func() {
@@ -362,32 +400,43 @@ func (n *Node) goWorker(ctx context.Context, run func(context.Context)) {
 	}()
 }
 
-// loadSecrets reads or creates the cluster password and the issuer key.
-func (n *Node) loadSecrets(stdout io.Writer) error {
+// loadSecrets reads or creates the cluster password, the operator's password
+// and the issuer key. The cluster password is never printed: only nodes hold
+// it. The operator's is printed once, when generated (Start).
+func (n *Node) loadSecrets() error {
 	cfg := n.Config
-	n.password = cfg.Clustering.Password
-	if n.password == "" {
+	var err error
+	var created bool
+	if n.password = cfg.Clustering.Password; n.password == "" {
 		path := filepath.Join(cfg.RootPath, "cluster-password")
-		b, err := os.ReadFile(path)
-		switch {
-		case err == nil:
-			n.password = strings.TrimSpace(string(b))
-		case errors.Is(err, os.ErrNotExist):
-			buf := make([]byte, 18)
-			_, _ = rand.Read(buf)
-			n.password = hex.EncodeToString(buf)
-			if err := os.WriteFile(path, []byte(n.password+"\n"), 0o600); err != nil {
-				return fmt.Errorf("save generated cluster password: %w", err)
-			}
+		if n.password, created, err = loadOrCreateSecret(path); err != nil {
+			return fmt.Errorf("cluster password: %w", err)
+		}
+		if created {
+			n.first.made = append(n.first.made, path)
+		}
+	}
+	if n.operatorPassword = cfg.Clustering.LeafServer.Operator.Password; n.operatorPassword == "" {
+		path := filepath.Join(cfg.RootPath, "operator-password")
+		if n.operatorPassword, created, err = loadOrCreateSecret(path); err != nil {
+			return fmt.Errorf("operator password: %w", err)
+		}
+		if created {
 			n.first.made = append(n.first.made, path)
 			// Printed once the node has started, with the port it bound.
 			n.first.hints = append(n.first.hints, func(w io.Writer, p topology.Ports) {
-				fmt.Fprintf(w, "Generated a cluster password (kept in %s). Save a nats CLI context for this node with:\n"+
+				fmt.Fprintf(w, "Generated the operator's NATS password (kept in %s). Save a nats CLI context for this node with:\n"+
 					"  nats context save %s --server nats://127.0.0.1:%d --user %s --password %s --select\n",
-					path, cfg.Clustering.NodeName, p.LeafClient, cfg.Clustering.User, n.password)
+					path, cfg.Clustering.NodeName, p.LeafClient, cfg.Clustering.LeafServer.Operator.User, n.operatorPassword)
 			})
-		default:
-			return fmt.Errorf("read cluster password: %w", err)
+		}
+	}
+	if n.operatorPassword == n.password {
+		return errors.New("the operator's password equals the cluster password: the cluster secret is never a client's; change one")
+	}
+	for _, u := range cfg.Clustering.LeafServer.Users {
+		if u.Password == n.password {
+			return fmt.Errorf("clustering.leafServer.users %q has the cluster password: the cluster secret is never a client's", u.User)
 		}
 	}
 	keyFile := cfg.Auth.IssuerKeyFile
@@ -469,6 +518,13 @@ func (n *Node) Name() string { return n.Config.Clustering.NodeName }
 
 // Password is the cluster password in force (configured or generated).
 func (n *Node) Password() string { return n.password }
+
+// OperatorUser is the operator's NATS user.
+func (n *Node) OperatorUser() string { return n.Config.Clustering.LeafServer.Operator.User }
+
+// OperatorPassword is the operator's NATS password in force (configured or
+// generated).
+func (n *Node) OperatorPassword() string { return n.operatorPassword }
 
 // IssuerKey is the key the node signs tokens with.
 func (n *Node) IssuerKey() ed25519.PrivateKey { return n.issuerKey }
@@ -566,7 +622,10 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.workers.Wait()
-		for _, nc := range []*nats.Conn{n.unservedNC, n.nc} {
+		for _, p := range n.proxies {
+			p.Stop()
+		}
+		for _, nc := range append(n.proxyConns, n.unservedNC, n.nc) {
 			if nc == nil {
 				continue
 			}
@@ -587,4 +646,26 @@ func (n *Node) Close() error {
 		}
 	})
 	return n.closeErr
+}
+
+// loadOrCreateSecret reads the secret kept in path, or generates one and
+// keeps it there (0600); created says which.
+func loadOrCreateSecret(path string) (secret string, created bool, err error) {
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return s, false, nil
+		}
+		return "", false, fmt.Errorf("%s is empty: delete it to have a new one generated", path)
+	case !errors.Is(err, os.ErrNotExist):
+		return "", false, err
+	}
+	buf := make([]byte, 18)
+	_, _ = rand.Read(buf)
+	secret = hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("save generated secret: %w", err)
+	}
+	return secret, true, nil
 }

@@ -71,6 +71,18 @@ func jsFor(t *testing.T, n *node.Node) jetstream.JetStream {
 	return js
 }
 
+// jsInternal is n's JetStream as clusterd itself sees it: for tests that
+// change the transaction stream behind the node's back, which no app user
+// can.
+func jsInternal(t *testing.T, n *node.Node) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(nodetest.Internal(t, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
 // count returns how many messages n's stream holds for subject.
 func count(t *testing.T, n *node.Node, subject string) int {
 	t.Helper()

@@ -89,7 +89,7 @@ func TestClusterStatusReportsEachConnectionStatus(t *testing.T) {
 		}
 	}
 	nodetest.Eventually(t, 10*time.Second, "mesh and its interest", func() bool {
-		return len(a.Servers.RoutedPeers()) == 2 && a.Servers.Hub.GlobalAccount().Interest("_clusterd.all.network") >= 3
+		return len(a.Servers.RoutedPeers()) == 2 && a.Servers.HubInterest("_clusterd.all.network") >= 3
 	})
 	for _, n := range []*node.Node{a, b, c} {
 		nodetest.Op(t, n, "create_table", map[string]any{"table": "dog"})
@@ -308,7 +308,7 @@ func TestClusterStatusLagRisesWhileSourceIsDownAndReturnsToZero(t *testing.T) {
 		}
 		cfg := info.Config
 		cfg.Sources = nil
-		if _, err := jsFor(t, a).UpdateStream(context.Background(), cfg); err != nil {
+		if _, err := jsInternal(t, a).UpdateStream(context.Background(), cfg); err != nil {
 			t.Fatal(err)
 		}
 		publish(t, b, "data", "dog", 10, fmt.Sprintf("late%d", attempt))
@@ -395,7 +395,7 @@ func TestClusterStatusFlagsARecreatedPeerStream(t *testing.T) {
 	publish(t, b, "data", "dog", 5, "b")
 	nodetest.Eventually(t, 10*time.Second, "5 received", func() bool { return count(t, a, "txn.data.dog.b") == 5 })
 
-	js := jsFor(t, b)
+	js := jsInternal(t, b)
 	if err := js.DeleteStream(context.Background(), "txn"); err != nil {
 		t.Fatal(err)
 	}

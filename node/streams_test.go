@@ -54,8 +54,9 @@ func TestConfigStreamLimitsReachTheTxnStream(t *testing.T) {
 	want := func(c jetstream.StreamConfig) bool { return c.MaxAge == time.Minute && c.Duplicates == 3*time.Second }
 	nodetest.Eventually(t, 15*time.Second, "restarted node updates its stream", func() bool { return want(txnConfig(t, a)) })
 
-	// Changed behind the node's back: restored by a later pass.
-	js, err := jetstream.New(nodetest.Connect(t, a))
+	// Changed behind the node's back (by someone with clusterd's own
+	// credentials: no app user can): restored by a later pass.
+	js, err := jetstream.New(nodetest.Internal(t, a))
 	if err != nil {
 		t.Fatal(err)
 	}

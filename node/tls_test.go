@@ -88,7 +88,7 @@ func TestTLSEverywhere(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
 	connect := func(n *node.Node, opts ...nats.Option) (*nats.Conn, error) {
-		return nats.Connect(n.LeafURL(), append([]nats.Option{nats.UserInfo(n.Config.Clustering.User, n.Password()), nats.Timeout(2 * time.Second)}, opts...)...)
+		return nats.Connect(n.LeafURL(), append([]nats.Option{nats.UserInfo(n.OperatorUser(), n.OperatorPassword()), nats.Timeout(2 * time.Second)}, opts...)...)
 	}
 	if nc, err := connect(a); err == nil {
 		nc.Close()
@@ -154,7 +154,7 @@ func mustTLSConn(t *testing.T, n *node.Node) *nats.Conn {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	nc, err := nats.Connect(n.LeafURL(), nats.UserInfo(n.Config.Clustering.User, n.Password()), nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	nc, err := nats.Connect(n.LeafURL(), nats.UserInfo(n.OperatorUser(), n.OperatorPassword()), nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
 	if err != nil {
 		t.Fatal(err)
 	}

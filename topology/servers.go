@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/clusterd/clusterd/storage"
@@ -21,7 +22,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// User is a NATS client user of the leaf server.
+// User is an app user of the leaf client port: a service, or the operator.
+// Each is alone in an account of its own (AppAccount).
 type User struct {
 	Name     string
 	Password string
@@ -36,11 +38,14 @@ type ServerOptions struct {
 	ClusterPort int // hub cluster listener (the clustering port)
 	ClusterName string
 	LeafPort    int // leaf client port
-	User        string
-	Password    string
-	LeafUsers   []User
-	StoreDir    string // JetStream storage
-	SyncAlways  bool   // fsync every JetStream write before acknowledging it
+	// User and Password are the cluster secret: they authenticate hub routes
+	// and leafnode links only, never a client connection.
+	User     string
+	Password string
+	// LeafUsers are the app users of the leaf client port.
+	LeafUsers  []User
+	StoreDir   string // JetStream storage
+	SyncAlways bool   // fsync every JetStream write before acknowledging it
 	// ServerTLS, when set, is required on every listener; ClientTLS is used
 	// to dial routes and leafnode remotes.
 	ServerTLS *tls.Config
@@ -74,6 +79,13 @@ type Servers struct {
 	internalUser, internalPass string
 	// unserved user: the connection that answers unknown operations.
 	unservedUser, unservedPass string
+	// proxies: per app account, the users of clusterd's two connections
+	// inside it: [0] serves the operations, $SRV and consumer requests
+	// (jsproxy.go), [1] the unknown operations (unservedPermissions).
+	proxies map[string][2]User
+	// clusterUser is the cluster secret's user name: a client trying it on a
+	// client port is told what to use instead (once).
+	warnedClusterUser atomic.Bool
 
 	mu       sync.Mutex // serializes reloads; guards the option snapshots
 	hubOpts  *server.Options
@@ -98,13 +110,6 @@ func port(p int) int {
 		return server.RANDOM_PORT
 	}
 	return p
-}
-
-func clientPermissions() *server.Permissions {
-	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: []string{">"}, Deny: []string{InternalPrefix + ".>"}},
-		Subscribe: &server.SubjectPermission{Allow: []string{">"}, Deny: []string{"ops.>", InternalPrefix + ".>"}},
-	}
 }
 
 // unservedPermissions let a connection take requests on ops.cluster.* except
@@ -133,15 +138,19 @@ func StartServers(o ServerOptions) (*Servers, error) {
 	s := &Servers{opts: o, log: o.Log, internalUser: "_clusterd_internal", internalPass: randomSecret(),
 		unservedUser: "_clusterd_unserved_ops", unservedPass: randomSecret(), Faults: NewLinkFaults(o.NodeName, o.Log)}
 
+	// The hub has clusterd's account only: its client port takes clusterd's
+	// internal user, its leafnode listener and routes the cluster secret,
+	// and every link lands in ClusterdAccount.
+	hubAcc := server.NewAccount(ClusterdAccount)
 	hubOpts := &server.Options{
 		ServerName: o.NodeName + "-hub",
 		Host:       o.Host,
 		Port:       port(o.HubPort),
 		NoSigs:     true,
 		MaxPayload: 8 << 20,
+		Accounts:   []*server.Account{hubAcc},
 		Users: []*server.User{
-			{Username: o.User, Password: o.Password, Permissions: clientPermissions()},
-			{Username: s.internalUser, Password: s.internalPass},
+			{Username: s.internalUser, Password: s.internalPass, Account: hubAcc},
 		},
 		Cluster: server.ClusterOpts{
 			Name:     o.ClusterName,
@@ -161,6 +170,7 @@ func StartServers(o ServerOptions) (*Servers, error) {
 			Port:     port(o.HubLeafPort),
 			Username: o.User,
 			Password: o.Password,
+			Account:  ClusterdAccount,
 			// A hub that advertises its leafnode URL (to its leafnodes, and
 			// through routes to every hub's leafnodes) makes leaf servers
 			// reconnect elsewhere than configured: after its link to its own
@@ -191,7 +201,7 @@ func StartServers(o ServerOptions) (*Servers, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub server: %w", err)
 	}
-	hub.SetLoggerV2(natsLogger{l: o.Log.Named("hub"), faults: s.Faults, server: "hub"}, false, false, false)
+	hub.SetLoggerV2(natsLogger{l: o.Log.Named("hub"), faults: s.Faults, server: "hub", onAuthError: s.authError}, false, false, false)
 	hub.Start()
 	if !hub.ReadyForConnections(10 * time.Second) {
 		hub.Shutdown()
@@ -199,13 +209,36 @@ func StartServers(o ServerOptions) (*Servers, error) {
 	}
 	s.Hub, s.hubOpts = hub, hubOpts
 
-	users := []*server.User{
-		{Username: o.User, Password: o.Password, Permissions: clientPermissions()},
-		{Username: s.internalUser, Password: s.internalPass},
-		{Username: s.unservedUser, Password: s.unservedPass, Permissions: unservedPermissions(o.Operations)},
-	}
+	appAccounts := make([]string, 0, len(o.LeafUsers))
+	seen := map[string]bool{}
 	for _, u := range o.LeafUsers {
-		users = append(users, &server.User{Username: u.Name, Password: u.Password, Permissions: clientPermissions()})
+		a := AppAccount(u.Name)
+		if seen[a] {
+			hub.Shutdown()
+			return nil, fmt.Errorf("app users %q and another user share the account name %s: rename one", u.Name, a)
+		}
+		seen[a] = true
+		appAccounts = append(appAccounts, a)
+	}
+	accounts, byName, err := leafAccounts(o.NodeName, appAccounts)
+	if err != nil {
+		hub.Shutdown()
+		return nil, err
+	}
+	own := byName[ClusterdAccount]
+	users := []*server.User{
+		{Username: s.internalUser, Password: s.internalPass, Account: own},
+		{Username: s.unservedUser, Password: s.unservedPass, Account: own, Permissions: unservedPermissions(o.Operations)},
+	}
+	s.proxies = map[string][2]User{}
+	for i, u := range o.LeafUsers {
+		acc := byName[appAccounts[i]]
+		users = append(users, &server.User{Username: u.Name, Password: u.Password, Account: acc})
+		p := [2]User{{Name: fmt.Sprintf("_clusterd_app_%d", i), Password: randomSecret()},
+			{Name: fmt.Sprintf("_clusterd_app_%d_unserved", i), Password: randomSecret()}}
+		s.proxies[appAccounts[i]] = p
+		users = append(users, &server.User{Username: p[0].Name, Password: p[0].Password, Account: acc},
+			&server.User{Username: p[1].Name, Password: p[1].Password, Account: acc, Permissions: unservedPermissions(o.Operations)})
 	}
 	leafOpts := &server.Options{
 		ServerName:             o.NodeName,
@@ -213,6 +246,7 @@ func StartServers(o ServerOptions) (*Servers, error) {
 		Port:                   port(o.LeafPort),
 		NoSigs:                 true,
 		MaxPayload:             8 << 20,
+		Accounts:               accounts,
 		Users:                  users,
 		JetStream:              true,
 		JetStreamDomain:        o.NodeName,
@@ -234,7 +268,7 @@ func StartServers(o ServerOptions) (*Servers, error) {
 		hub.Shutdown()
 		return nil, fmt.Errorf("leaf server: %w", err)
 	}
-	leaf.SetLoggerV2(natsLogger{l: o.Log.Named("leaf"), faults: s.Faults, server: "leaf"}, false, false, false)
+	leaf.SetLoggerV2(natsLogger{l: o.Log.Named("leaf"), faults: s.Faults, server: "leaf", onAuthError: s.authError}, false, false, false)
 	leaf.Start()
 	if !leaf.ReadyForConnections(30 * time.Second) {
 		leaf.Shutdown()
@@ -292,7 +326,8 @@ func (s *Servers) leafRemotes(routes []storage.Route) []*server.RemoteLeafOpts {
 		own.Host = "127.0.0.1"
 	}
 	remote := func(r storage.Route, foreign bool) *server.RemoteLeafOpts {
-		ro := &server.RemoteLeafOpts{URLs: []*url.URL{s.userURL("nats-leaf", r)}, TLSConfig: s.opts.ClientTLS, TLS: s.opts.ClientTLS != nil, TLSTimeout: 2}
+		ro := &server.RemoteLeafOpts{URLs: []*url.URL{s.userURL("nats-leaf", r)}, LocalAccount: ClusterdAccount,
+			TLSConfig: s.opts.ClientTLS, TLS: s.opts.ClientTLS != nil, TLSTimeout: 2}
 		if !foreign {
 			// Leaf and hub run in one process: s2 framing (nats-server's
 			// default "s2_auto", uncompressed on loopback) only costs CPU and
@@ -323,6 +358,42 @@ func (s *Servers) InternalConn(name string, extra ...nats.Option) (*nats.Conn, e
 // unknown operations.
 func (s *Servers) UnservedOpsConn(name string, extra ...nats.Option) (*nats.Conn, error) {
 	return s.inProcessConn(name, s.unservedUser, s.unservedPass, extra)
+}
+
+// InternalUserInfo is the login of clusterd's internal user, for
+// benchmarks' floors that need clusterd's account over TCP.
+func (s *Servers) InternalUserInfo() nats.Option {
+	return nats.UserInfo(s.internalUser, s.internalPass)
+}
+
+// AppAccounts are the app users' accounts on the leaf server, sorted.
+func (s *Servers) AppAccounts() []string {
+	out := make([]string, 0, len(s.proxies))
+	for a := range s.proxies {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ProxyConn connects to the leaf server in-process inside app account acc,
+// as clusterd: the connection that serves the operations, the micro
+// protocol and the consumer requests there.
+func (s *Servers) ProxyConn(acc, name string, extra ...nats.Option) (*nats.Conn, error) {
+	p, ok := s.proxies[acc]
+	if !ok {
+		return nil, fmt.Errorf("no app account %s", acc)
+	}
+	return s.inProcessConn(name, p[0].Name, p[0].Password, extra)
+}
+
+// AppUnservedConn is UnservedOpsConn inside app account acc.
+func (s *Servers) AppUnservedConn(acc, name string, extra ...nats.Option) (*nats.Conn, error) {
+	p, ok := s.proxies[acc]
+	if !ok {
+		return nil, fmt.Errorf("no app account %s", acc)
+	}
+	return s.inProcessConn(name, p[1].Name, p[1].Password, extra)
 }
 
 func (s *Servers) inProcessConn(name, user, pass string, extra []nats.Option) (*nats.Conn, error) {
@@ -428,6 +499,16 @@ func (s *Servers) ApplyLeafRoutes(routes []storage.Route) error {
 	return nil
 }
 
+// HubInterest counts the subscriptions the hub knows of (local, routed,
+// leafnodes) in clusterd's account that match subject.
+func (s *Servers) HubInterest(subject string) int {
+	acc, err := s.Hub.LookupAccount(ClusterdAccount)
+	if err != nil {
+		return 0
+	}
+	return acc.Interest(subject)
+}
+
 // RoutedPeers returns the server names of hubs this hub has a live route to.
 func (s *Servers) RoutedPeers() []string {
 	rz, err := s.Hub.Routez(nil)
@@ -464,6 +545,8 @@ type natsLogger struct {
 	l      *zap.Logger
 	faults *LinkFaults
 	server string
+	// onAuthError sees every refused login (authError).
+	onAuthError func(msg string)
 }
 
 func (n natsLogger) Noticef(f string, v ...any) {
@@ -494,11 +577,30 @@ func (n natsLogger) Warnf(f string, v ...any) {
 func (n natsLogger) Fatalf(f string, v ...any) { n.l.Error(fmt.Sprintf(f, v...)) }
 func (n natsLogger) Errorf(f string, v ...any) {
 	msg := fmt.Sprintf(f, v...)
+	if n.onAuthError != nil && strings.Contains(msg, server.ErrAuthentication.Error()) {
+		n.onAuthError(msg)
+	}
 	if n.faults.Observe(n.server, msg) {
 		n.l.Debug(msg)
 		return
 	}
 	n.l.Warn(msg)
+}
+
+// authError tells, once per process, a client that tries the cluster
+// secret's user on a client port what to connect as instead: deployments
+// whose services connected as clustering.user before the secrets were
+// separated see why they are refused and how to fix it.
+func (s *Servers) authError(msg string) {
+	if !strings.Contains(msg, "cid:") || !strings.Contains(msg, fmt.Sprintf("User %q", s.opts.User)) {
+		return
+	}
+	if s.warnedClusterUser.CompareAndSwap(false, true) {
+		s.log.Warn("a client tried to connect as "+s.opts.User+", the cluster user: clustering.user and clustering.password "+
+			"authenticate node links only, never clients. Give the service a user of its own in clustering.leafServer.users "+
+			"(or use the operator user printed at first start) and connect it to the leaf client port; see docs/migration.md",
+			zap.String("nats", msg))
+	}
 }
 func (n natsLogger) Debugf(f string, v ...any) {}
 func (n natsLogger) Tracef(f string, v ...any) {}

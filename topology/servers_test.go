@@ -10,17 +10,17 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// The unserved-operations connection is delivered requests for unknown
+// The unserved-operations connection inside an app account is delivered requests for unknown
 // operation names only: the leaf server drops the served ones, which their
 // own responder answers.
 func TestUnservedOpsConnGetsOnlyUnservedOperations(t *testing.T) {
 	s, err := StartServers(ServerOptions{NodeName: "u", Host: "127.0.0.1", ClusterName: "t", User: "cluster_user", Password: "secret",
-		StoreDir: filepath.Join(t.TempDir(), "js"), Operations: []string{"served"}})
+		LeafUsers: []User{{Name: "app", Password: "app-secret"}}, StoreDir: filepath.Join(t.TempDir(), "js"), Operations: []string{"served"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Shutdown()
-	own, err := s.InternalConn("own")
+	own, err := s.ProxyConn(AppAccount("app"), "own")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestUnservedOpsConnGetsOnlyUnservedOperations(t *testing.T) {
 	if _, err := own.Subscribe("ops.cluster.served", func(m *nats.Msg) { _ = m.Respond([]byte("served")) }); err != nil {
 		t.Fatal(err)
 	}
-	unserved, err := s.UnservedOpsConn("unserved")
+	unserved, err := s.AppUnservedConn(AppAccount("app"), "unserved")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestUnservedOpsConnGetsOnlyUnservedOperations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	client, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", s.Ports().LeafClient), nats.UserInfo("cluster_user", "secret"))
+	client, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", s.Ports().LeafClient), nats.UserInfo("app", "app-secret"))
 	if err != nil {
 		t.Fatal(err)
 	}

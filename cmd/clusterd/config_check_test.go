@@ -25,7 +25,7 @@ clustering:
   leafServer:
     users:
       - {user: app, password: hunter2-app}
-      - {user: nopass}
+    operator: {password: hunter2-operator}
 `)
 	t.Setenv("CLUSTERING_HUBSERVER_CLUSTER_NETWORK_PORT", "19932")
 	out, warnings, err := configCheck(t, p, nil)
@@ -35,7 +35,7 @@ clustering:
 	if warnings != "" {
 		t.Fatalf("warnings: %s", warnings)
 	}
-	for _, secret := range []string{"hunter2-cluster", "hunter2-app"} {
+	for _, secret := range []string{"hunter2-cluster", "hunter2-app", "hunter2-operator"} {
 		if strings.Contains(out, secret) {
 			t.Fatalf("%s printed:\n%s", secret, out)
 		}
@@ -44,7 +44,7 @@ clustering:
 		"# clusterd configuration: valid. Effective values from " + p,
 		"  password: <redacted>\n",
 		"      - user: app\n        password: <redacted>\n",
-		"      - user: nopass\n        password: \"\"\n",
+		"    operator:\n      user: operator\n      password: <redacted>\n",
 		"      port: 19932\n", // the env override is in effect
 		"nodeName: n1\n",
 		"requestTimeout: 2s\n", // defaults are shown too
@@ -65,6 +65,10 @@ func TestConfigCheckRefusesBadConfigs(t *testing.T) {
 		{"port clash", "clustering:\n  nodeName: n1\n  hubServer:\n    network:\n      port: 9940\n", "", "clustering.hubServer.network.port and clustering.leafServer.network.port both use port 9940"},
 		{"untrusted issuer format", "clustering:\n  nodeName: n1\nauth:\n  trustedIssuers: [abc]\n", "", `auth.trustedIssuers[0]: trusted issuer "abc" must start with "ed25519:"`},
 		{"missing TLS files", "clustering:\n  nodeName: n1\n  tls:\n    certificate: /nonexistent/cert.pem\n    privateKey: /nonexistent/key.pem\n", "", "clustering.tls: open /nonexistent/cert.pem: no such file or directory"},
+		{"a service user without a password", "clustering:\n  nodeName: n1\n  leafServer:\n    users: [{user: app}]\n", "", "clustering.leafServer.users[0].password is required"},
+		{"the cluster user as a client", "clustering:\n  nodeName: n1\n  leafServer:\n    users: [{user: cluster_user, password: x}]\n", "", `clustering.leafServer.users[0].user "cluster_user" is the cluster user (clustering.user)`},
+		{"the cluster password as a client's", "clustering:\n  nodeName: n1\n  password: same\n  leafServer:\n    operator: {password: same}\n", "", "clustering.leafServer.operator.password is the cluster password"},
+		{"two users of one name", "clustering:\n  nodeName: n1\n  leafServer:\n    users: [{user: operator, password: x}]\n", "", `clustering.leafServer.users[0] and clustering.leafServer.operator are both user "operator"`},
 		{"bad env override", "clustering:\n  nodeName: n1\n", "CLUSTERING_HUBSERVER_NETWORK_PORT=lots", "environment CLUSTERING_HUBSERVER_NETWORK_PORT"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -100,6 +100,12 @@ func podEnv(t *testing.T, c map[string]any) map[string]string {
 		default:
 			t.Fatalf("env %s: unsupported source %v", name, e)
 		}
+		// Kubernetes expands $(VAR) from the variables defined before.
+		for k, v := range env {
+			if k != name && strings.Contains(env[name], "$("+k+")") {
+				env[name] = strings.ReplaceAll(env[name], "$("+k+")", v)
+			}
+		}
 	}
 	return env
 }
@@ -324,6 +330,24 @@ func TestKubernetesExampleIsConsistent(t *testing.T) {
 		if !strings.HasPrefix(sc.env["CLUSTERING_PASSWORD"], "SECRET-") {
 			t.Errorf("the cluster password does not come from a Secret: %q", sc.env["CLUSTERING_PASSWORD"])
 		}
+		// The app container connects as a service user of the node, with a
+		// password of its own: never the cluster secret.
+		for _, app := range list(spec, "containers") {
+			if app.(map[string]any)["name"] == c["name"] {
+				continue
+			}
+			appEnv := podEnv(t, app.(map[string]any))
+			user, pass := appEnv["NATS_USER"], appEnv["NATS_PASSWORD"]
+			if user == cfg.Clustering.User || pass == sc.env["CLUSTERING_PASSWORD"] || !strings.HasPrefix(pass, "SECRET-") {
+				t.Errorf("the app connects as %q with %q: the cluster secret, or not from a Secret", user, pass)
+			}
+			if !slices.Contains(cfg.Clustering.LeafServer.Users, node.LeafUser{User: user, Password: pass}) {
+				t.Errorf("the app's NATS user %q (%q) is not one of the node's users %+v", user, pass, cfg.Redacted().Clustering.LeafServer.Users)
+			}
+		}
+		if !strings.HasPrefix(cfg.Clustering.LeafServer.Operator.Password, "SECRET-") {
+			t.Errorf("the operator's password does not come from a Secret")
+		}
 		if src := mountedFrom(spec, c, cfg.Auth.IssuerKeyFile); !strings.HasPrefix(src, "secret:") {
 			t.Errorf("auth.issuerKeyFile %s is not mounted from a Secret (%q)", cfg.Auth.IssuerKeyFile, src)
 		}
@@ -428,6 +452,9 @@ func TestSystemdUnitMatchesItsConfig(t *testing.T) {
 	}
 	if cfg.Clustering.Password == "" {
 		t.Fatal("the env file does not set CLUSTERING_PASSWORD")
+	}
+	if len(cfg.Clustering.LeafServer.Users) == 0 || cfg.Clustering.LeafServer.Operator.Password == "" {
+		t.Fatal("the env file does not set the services' users and the operator's password")
 	}
 	if out, err := exec.Command("systemd-analyze", "--version").CombinedOutput(); err == nil && len(out) > 0 {
 		// Verify the unit with the binary and env file paths pointed at real files.

@@ -215,24 +215,31 @@ func TestBinaryServesStopsAndRestarts(t *testing.T) {
 		}
 	}
 
-	// The generated cluster password: kept under rootPath (0600), announced
-	// once on stdout as a nats context command, never logged.
-	pwFile := filepath.Join(root, "cluster-password")
-	st, err := os.Stat(pwFile)
-	if err != nil {
-		t.Fatal(err)
+	// The generated secrets: kept under rootPath (0600). The operator's is
+	// announced once on stdout as a nats context command; the cluster
+	// password, which only nodes hold, never appears; neither is logged.
+	secret := func(name string) string {
+		f := filepath.Join(root, name)
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s has mode %v", f, st.Mode().Perm())
+		}
+		raw, _ := os.ReadFile(f)
+		return strings.TrimSpace(string(raw))
 	}
-	if st.Mode().Perm() != 0o600 {
-		t.Fatalf("%s has mode %v", pwFile, st.Mode().Perm())
+	password, clusterPassword := secret("operator-password"), secret("cluster-password")
+	if password == clusterPassword {
+		t.Fatal("the operator's password is the cluster password")
 	}
-	raw, _ := os.ReadFile(pwFile)
-	password := strings.TrimSpace(string(raw))
-	wantHint := fmt.Sprintf("nats context save bin1 --server nats://127.0.0.1:%d --user cluster_user --password %s --select", leaf, password)
+	wantHint := fmt.Sprintf("nats context save bin1 --server nats://127.0.0.1:%d --user operator --password %s --select", leaf, password)
 	if !strings.Contains(p.stdout.String(), wantHint) {
 		t.Fatalf("stdout lacks %q:\n%s", wantHint, p.stdout.String())
 	}
-	if strings.Contains(p.stderr.String(), password) {
-		t.Fatal("the cluster password is in the log")
+	if strings.Contains(p.stderr.String(), password) || strings.Contains(p.stderr.String(), clusterPassword) || strings.Contains(p.stdout.String(), clusterPassword) {
+		t.Fatal("a password is in the log, or the cluster password on stdout")
 	}
 
 	// clusterd token mints a token the running node trusts.
@@ -259,11 +266,11 @@ func TestBinaryServesStopsAndRestarts(t *testing.T) {
 		t.Fatalf("POST without token: %d %s", status, body)
 	}
 
-	// The same over NATS with the generated password on the leaf port. The
+	// The same over NATS as the operator on the leaf port. The
 	// route change just made reloads the servers, which may refuse a
 	// connection made at that moment once: connect as README tells clients
 	// to, retrying.
-	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", leaf), nats.UserInfo("cluster_user", password),
+	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", leaf), nats.UserInfo("operator", password),
 		nats.RetryOnFailedConnect(true), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -60,8 +60,12 @@ type Cluster struct {
 	Nodes []*node.Node
 	// Token is a super_user token every node trusts.
 	Token string
-	// Password is the cluster user's password on every node.
+	// Password is the cluster secret's password on every node (node links
+	// only; never printed).
 	Password string
+	// OperatorPassword is the operator user's password on every node: the
+	// nats CLI contexts the guide prints use it.
+	OperatorPassword string
 	// Dir holds the nodes' data.
 	Dir string
 	// ReplicationCheck is how long a transaction written on node1 took to
@@ -126,8 +130,13 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if c.Password, err = loadOrCreatePassword(filepath.Join(c.Dir, "cluster-password")); err != nil {
 		return nil, err
 	}
+	if c.OperatorPassword, err = loadOrCreatePassword(filepath.Join(c.Dir, "operator-password")); err != nil {
+		return nil, err
+	}
 	for i, name := range Names {
-		n, err := node.Start(ctx, nodeConfig(c.Dir, name, c.Password, o.BasePort, i), node.Options{Log: o.Log})
+		cfg := nodeConfig(c.Dir, name, c.Password, o.BasePort, i)
+		cfg.Clustering.LeafServer.Operator.Password = c.OperatorPassword
+		n, err := node.Start(ctx, cfg, node.Options{Log: o.Log})
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", name, err)
 		}
@@ -209,7 +218,7 @@ func loadOrCreatePassword(path string) (string, error) {
 // Client returns a super_user client of node i (0-based) on its leaf port.
 func (c *Cluster) Client(i int) (*client.Client, error) {
 	n := c.Nodes[i]
-	nc, err := nats.Connect(n.LeafURL(), nats.UserInfo(n.Config.Clustering.User, c.Password), nats.Name("clusterd-demo"))
+	nc, err := nats.Connect(n.LeafURL(), nats.UserInfo(n.OperatorUser(), c.OperatorPassword), nats.Name("clusterd-demo"))
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", n.Name(), err)
 	}
@@ -415,9 +424,9 @@ func (c *Cluster) PrintGuide(w io.Writer) {
 		p("  %-6s  %-24s  %-24s  %d", n.Name(), n.LeafURL(), fmt.Sprintf("http://127.0.0.1:%d", n.HTTPPort()), pt.Cluster)
 	}
 	p("")
-	p("Save a nats CLI context per node (user %s, password %s):", c.Nodes[0].Config.Clustering.User, c.Password)
+	p("Save a nats CLI context per node (the operator's user %s, password %s):", c.Nodes[0].OperatorUser(), c.OperatorPassword)
 	for _, n := range c.Nodes {
-		p("  nats context save clusterd-%s --server %s --user %s --password %s", n.Name(), n.LeafURL(), n.Config.Clustering.User, c.Password)
+		p("  nats context save clusterd-%s --server %s --user %s --password %s", n.Name(), n.LeafURL(), n.OperatorUser(), c.OperatorPassword)
 	}
 	p("")
 	p("A super_user token all three nodes trust:")

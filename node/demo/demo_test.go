@@ -86,6 +86,11 @@ func TestDemoRunsAndStopsCleanly(t *testing.T) {
 	token := find(t, guide, `export CLUSTERD_TOKEN=(\S+)`)[0][1]
 	password := find(t, guide, `--password (\S+)`)[0][1]
 	dir := find(t, guide, `Data: (\S+) \(removed on exit\)`)[0][1]
+	// The guide's credentials are the operator's; the cluster secret, which
+	// only nodes hold, is never shown.
+	if cluster, err := os.ReadFile(filepath.Join(dir, "cluster-password")); err != nil || strings.Contains(guide, strings.TrimSpace(string(cluster))) {
+		t.Fatalf("the guide shows the cluster password (or it is missing: %v)", err)
+	}
 	rows := find(t, guide, `(?m)^  (node\d)\s+(nats://127\.0\.0\.1:(\d+))\s+http://127\.0\.0\.1:(\d+)\s+(\d+)$`)
 	if len(rows) != 3 {
 		t.Fatalf("want 3 nodes in the guide, got %v", rows)
@@ -97,7 +102,7 @@ func TestDemoRunsAndStopsCleanly(t *testing.T) {
 			p, _ := strconv.Atoi(s)
 			ports = append(ports, p)
 		}
-		nc, err := nats.Connect(r[2], nats.UserInfo("cluster_user", password), nats.NoReconnect())
+		nc, err := nats.Connect(r[2], nats.UserInfo("operator", password), nats.NoReconnect())
 		if err != nil {
 			t.Fatalf("connect to %s at %s: %v", r[1], r[2], err)
 		}
@@ -220,7 +225,7 @@ func TestDemoResumesOnItsDirectory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	password, token := first.Password, first.Token
+	password, operatorPassword, token := first.Password, first.OperatorPassword, first.Token
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -229,8 +234,8 @@ func TestDemoResumesOnItsDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer again.Close()
-	if again.Password != password {
-		t.Fatal("the cluster password changed between runs")
+	if again.Password != password || again.OperatorPassword != operatorPassword {
+		t.Fatal("a password changed between runs")
 	}
 	c, err := again.Client(0)
 	if err != nil {

@@ -25,6 +25,9 @@ const Password = "test-cluster-secret"
 // "admin" (HarperDB's Basic credentials).
 const AdminPassword = "test-admin-password"
 
+// OperatorPassword is the operator user's password on test nodes.
+const OperatorPassword = "test-operator-secret"
+
 // Config returns a config for a test node named name: every port 0, all on
 // 127.0.0.1, rootPath in a fresh temp dir.
 func Config(t testing.TB, name string) node.Config {
@@ -34,6 +37,7 @@ func Config(t testing.TB, name string) node.Config {
 	cfg.Clustering.Password = Password
 	cfg.Auth.AdminPassword = AdminPassword
 	cfg.OperationsAPI.Network.Host, cfg.OperationsAPI.Network.Port = "127.0.0.1", 0
+	cfg.Clustering.LeafServer.Operator.Password = OperatorPassword
 	cfg.Clustering.HubServer.Network = node.Network{Host: "127.0.0.1", Port: 0}
 	cfg.Clustering.HubServer.LeafNodes.Network.Port = 0
 	cfg.Clustering.HubServer.Cluster.Network.Port = 0
@@ -64,10 +68,22 @@ func Start(t testing.TB, cfg node.Config) *node.Node {
 // StartNamed starts a node with Config(t, name).
 func StartNamed(t testing.TB, name string) *node.Node { return Start(t, Config(t, name)) }
 
-// Connect connects a client to n's leaf client port as the cluster user.
+// Connect connects a client to n's leaf client port as the operator user.
 func Connect(t testing.TB, n *node.Node) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(n.LeafURL(), nats.UserInfo(n.Config.Clustering.User, n.Password()))
+	nc, err := nats.Connect(n.LeafURL(), nats.UserInfo(n.OperatorUser(), n.OperatorPassword()))
+	if err != nil {
+		t.Fatalf("connect to %s: %v", n.Name(), err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// Internal connects to n's leaf server as clusterd itself (its account is
+// the one the mesh carries), for tests of the mesh's own traffic.
+func Internal(t testing.TB, n *node.Node) *nats.Conn {
+	t.Helper()
+	nc, err := n.Servers.InternalConn("test-internal")
 	if err != nil {
 		t.Fatalf("connect to %s: %v", n.Name(), err)
 	}

@@ -167,11 +167,11 @@ func (p *Proc) Stop() error {
 // Restart starts the process again on the same config and data.
 func (p *Proc) Restart() { p.t.Helper(); p.start() }
 
-// Conn connects to the node's leaf client port as the cluster user.
+// Conn connects to the node's leaf client port as the operator user.
 func (p *Proc) Conn(t testing.TB) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", p.Cfg.Clustering.LeafServer.Network.Port),
-		nats.UserInfo(p.Cfg.Clustering.User, p.Cfg.Clustering.Password), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+		nats.UserInfo(p.Cfg.Clustering.LeafServer.Operator.User, p.Cfg.Clustering.LeafServer.Operator.Password), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,114 @@
+package topology
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Accounts are nats-server's unit of isolation, and the security model rests
+// on them (docs/security.md):
+//
+//   - ClusterdAccount holds clusterd's own connections, the inter-node
+//     subjects (_clusterd.>), the operation responders, the transaction
+//     stream (the only JetStream account) and every route and leafnode link.
+//     No user of an app is ever in it.
+//   - Each app user (the operator user included) is alone in an account of
+//     its own, with no JetStream, that imports from ClusterdAccount only what
+//     SPEC §3 allows: the node-addressed operations (ops.node.*.cluster.*),
+//     publishing its own node's origin subjects of the transaction stream
+//     (acknowledged by JetStream), and a read-only subset of the JetStream
+//     API. Two connections of clusterd's inside the app account serve the
+//     rest there: the node-local operations (ops.cluster.*) and the micro
+//     protocol ($SRV.*), which an import would cost a response mapping per
+//     request (measured: docs/security.md), and consumer creation and
+//     deletion (jsproxy.go), which allows pull consumers only and lets an
+//     account delete or replace only the consumers it created.
+//
+// Requests, replies and their headers travel between an app account and
+// ClusterdAccount only through these imports, and nats-server routes a
+// service's responses to the requester alone: no connection sees another
+// account's inboxes.
+const ClusterdAccount = "CLUSTERD"
+
+// AppAccount names the account of app user name (shown by `nats account info`).
+func AppAccount(name string) string {
+	return "APP_" + accountSafe.ReplaceAllString(name, "_")
+}
+
+var accountSafe = regexp.MustCompile(`[^A-Za-z0-9_-]`)
+
+// responseThreshold bounds how long a service import keeps routing responses
+// of one request: long enough for a pull request with a long expiry.
+const responseThreshold = "10m"
+
+// appServices are the ClusterdAccount subjects an app account imports, with
+// the response type of each export. The JetStream API ones are read-only:
+// no stream create/update/delete/purge, no message delete, no consumer
+// create or delete (the proxy serves those).
+func appServices(node string) []appService {
+	return []appService{
+		{subject: "ops.node.*.cluster.*"},
+		// Writes: this node's origin only. The reply (JetStream's ack) comes
+		// back through the import's response mapping.
+		{subject: "txn.*.*." + node},
+		{subject: "$JS.API.INFO"},
+		{subject: "$JS.API.STREAM.NAMES"},
+		{subject: "$JS.API.STREAM.LIST"},
+		{subject: "$JS.API.STREAM.INFO." + TxnStreamName},
+		{subject: "$JS.API.STREAM.MSG.GET." + TxnStreamName},
+		{subject: "$JS.API.DIRECT.GET." + TxnStreamName, stream: true},
+		{subject: "$JS.API.DIRECT.GET." + TxnStreamName + ".>"},
+		{subject: "$JS.API.CONSUMER.INFO." + TxnStreamName + ".*"},
+		{subject: "$JS.API.CONSUMER.NAMES." + TxnStreamName},
+		{subject: "$JS.API.CONSUMER.LIST." + TxnStreamName},
+		{subject: "$JS.API.CONSUMER.MSG.NEXT." + TxnStreamName + ".*", stream: true},
+		{subject: "$JS.ACK." + TxnStreamName + ".>"},
+	}
+}
+
+type appService struct {
+	subject string
+	stream  bool // several responses per request
+}
+
+// accountsConfig is the leaf server's accounts block, in nats-server's
+// configuration language (the only way to enable JetStream for one account).
+func accountsConfig(node string, apps []string) string {
+	var b strings.Builder
+	b.WriteString("accounts {\n  " + ClusterdAccount + " {\n    jetstream: enabled\n    exports: [\n")
+	for _, s := range appServices(node) {
+		rt := "singleton"
+		if s.stream {
+			rt = "stream"
+		}
+		fmt.Fprintf(&b, "      {service: %s, response_type: %s, response_threshold: %q}\n", strconv.Quote(s.subject), rt, responseThreshold)
+	}
+	b.WriteString("    ]\n  }\n")
+	for _, a := range apps {
+		fmt.Fprintf(&b, "  %s {\n    imports: [\n", strconv.Quote(a))
+		for _, s := range appServices(node) {
+			fmt.Fprintf(&b, "      {service: {account: %s, subject: %s}}\n", ClusterdAccount, strconv.Quote(s.subject))
+		}
+		b.WriteString("    ]\n  }\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// leafAccounts parses accountsConfig into fresh options and returns the
+// accounts by name.
+func leafAccounts(node string, apps []string) ([]*server.Account, map[string]*server.Account, error) {
+	o := &server.Options{}
+	if err := o.ProcessConfigString(accountsConfig(node, apps)); err != nil {
+		return nil, nil, fmt.Errorf("leaf server accounts: %w", err)
+	}
+	byName := map[string]*server.Account{}
+	for _, a := range o.Accounts {
+		byName[a.Name] = a
+	}
+	return o.Accounts, byName, nil
+}
