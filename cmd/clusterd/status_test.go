@@ -18,7 +18,7 @@ import (
 // natsArgs are the flags that reach n over NATS as its first start's
 // context line does.
 func natsArgs(n *node.Node) []string {
-	return []string{"--server", n.LeafURL(), "--user", n.Config.Clustering.User, "--password", n.Password()}
+	return []string{"--server", n.LeafURL(), "--user", n.OperatorUser(), "--password", n.OperatorPassword()}
 }
 
 // replicatedPair starts two meshed nodes replicating dev.t both ways.
@@ -133,7 +133,7 @@ func TestStatusCommandUsesTheNatsContextAndSaysWhatIsMissing(t *testing.T) {
 	if err := os.MkdirAll(ctxDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ctx, _ := json.Marshal(map[string]string{"url": a.LeafURL(), "user": a.Config.Clustering.User, "password": a.Password()})
+	ctx, _ := json.Marshal(map[string]string{"url": a.LeafURL(), "user": a.OperatorUser(), "password": a.OperatorPassword()})
 	if err := os.WriteFile(filepath.Join(ctxDir, "ctx1.json"), ctx, 0o600); err != nil {
 		t.Fatal(err)
 	}
