@@ -111,3 +111,28 @@ func TestConfigureWaitsForHoldersAndNewHoldersWaitBehindIt(t *testing.T) {
 		t.Fatalf("%d entries left", n)
 	}
 }
+
+// TestRunEndsWithItsContextAndThenRefuses: Run returns once its context
+// ends, and operations after that answer ErrStopping rather than start
+// goroutines nobody waits for.
+func TestRunEndsWithItsContextAndThenRefuses(t *testing.T) {
+	p := newLocalProtocol(t, "n1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if _, err := p.Link(context.Background(), "n2", []storage.Subscription{sub("dog", true, true)}, Update); !errors.Is(err, ErrStopping) {
+		t.Fatalf("link after Run ended: %v, want ErrStopping", err)
+	}
+	if _, err := p.Remove(context.Background(), "n2"); !errors.Is(err, ErrStopping) {
+		t.Fatalf("remove after Run ended: %v, want ErrStopping", err)
+	}
+	if _, err := p.Configure(context.Background(), nil); !errors.Is(err, ErrStopping) {
+		t.Fatalf("configure after Run ended: %v, want ErrStopping", err)
+	}
+}
