@@ -3,6 +3,12 @@
 // Requests arrive from NATS (micro endpoints) or HTTP and enter a Watermill
 // router as messages on the "ops" topic; middleware recovers panics, turns
 // errors into replies, tags request ids, counts metrics and checks the
-// caller's role claim before an operation handler runs. Changes to desired
-// state are announced on a Bus so topology workers wake up.
+// caller's role claim before an operation handler runs, under the
+// operation's deadline when it has one. Changes to desired state are
+// announced on a Bus so topology workers wake up.
+//
+// Inter-node calls (peer.go) are signed requests on _clusterd.node.<name>.*;
+// a node serves at most maxPeerCalls at once and Stop waits for them. A
+// peer's error carries a code (CodeUnknownCall, CodeBusy) that callers act
+// on; its text is for people.
 package events
