@@ -18,7 +18,8 @@ const MaxHTTPBody = 1 << 20
 // Health answers /livez and /readyz.
 type Health interface {
 	// Ready reports whether the node serves operations and its workers have
-	// converged once; reason says what is missing when not.
+	// converged once; reason says what is missing when not, and when ready
+	// what is degraded ("" when nothing).
 	Ready() (ok bool, reason string)
 }
 
@@ -36,9 +37,14 @@ func HTTPHandler(d *Dispatcher, m *Metrics, h Health) http.Handler {
 	mux.HandleFunc("/health", live)
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
-		if ok, reason := h.Ready(); !ok {
+		ok, reason := h.Ready()
+		if !ok {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = io.WriteString(w, "not ready: "+reason+"\n")
+			return
+		}
+		if reason != "" { // ready, but something is degraded
+			_, _ = io.WriteString(w, "ok, degraded: "+reason+"\n")
 			return
 		}
 		_, _ = io.WriteString(w, "ok\n")

@@ -32,3 +32,15 @@ func replicable(n storage.Node) storage.Node {
 	}
 	return out
 }
+
+// lossError says what of peer's transactions on table k this node lost and
+// has not fetched again ("" when nothing): such a subscription is not
+// converged however its source is doing.
+func (o *Ops) lossError(peer string, k storage.TableKey) string {
+	for _, r := range o.Loss.Records() {
+		if r.Origin == peer && r.Table == k && !r.Recovered {
+			return r.Problem()
+		}
+	}
+	return ""
+}

@@ -39,8 +39,10 @@ type Ops struct {
 	Txn            *topology.TxnStream
 
 	// What cluster_status and cluster_network observe of this node.
-	Servers  *topology.Servers
-	Repl     *topology.ReplicationReconciler
+	Servers *topology.Servers
+	Repl    *topology.ReplicationReconciler
+	// Loss knows the transactions lost from the stream (nil: none known).
+	Loss     *topology.TxnLoss
 	Mesh     Broadcaster
 	Started  time.Time
 	Version  string

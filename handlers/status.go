@@ -180,7 +180,7 @@ func (o *Ops) connectionStatus(ctx context.Context, n storage.Node, peerRepl top
 			c.Subscriptions[i] = ss
 			continue
 		}
-		if msg := badNameError(n.Name, s.Key()); msg != "" {
+		if msg := badNameError(n.Name, s.Key()) + o.lossError(n.Name, s.Key()); msg != "" {
 			ss.Converged, ss.LastError = false, msg
 			c.Subscriptions[i] = ss
 			continue

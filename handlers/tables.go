@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/clusterd/clusterd/events"
@@ -53,8 +54,11 @@ type TableDescription struct {
 	Messages      uint64 `json:"messages"`
 	FirstSeq      uint64 `json:"first_seq"`
 	LastSeq       uint64 `json:"last_seq"`
+	// Lost counts transactions lost from the stream and not fetched again
+	// (damaged JetStream files; see topology.TxnLoss).
+	Lost uint64 `json:"lost,omitempty"`
 	// Error says why the table is not served as it should be (a name
-	// stored before names were checked).
+	// stored before names were checked, lost transactions).
 	Error string `json:"error,omitempty"`
 }
 
@@ -90,6 +94,15 @@ func (o *Ops) DescribeAll(ctx context.Context, _ events.Caller, body []byte) (an
 			d.Error = "not replicated: " + p + " (stored before names were checked)"
 			out[k.Database][k.Table] = d
 		}
+	}
+	for _, r := range o.Loss.Records() {
+		d, ok := out[r.Table.Database][r.Table.Table]
+		if !ok || r.Recovered {
+			continue
+		}
+		d.Lost += r.Lost()
+		d.Error = strings.TrimPrefix(d.Error+"; "+r.Problem(), "; ")
+		out[r.Table.Database][r.Table.Table] = d
 	}
 	return out, nil
 }

@@ -65,6 +65,7 @@ type Node struct {
 	routeLoop        *topology.Loop
 	replLoop         *topology.Loop
 	Repl             *topology.ReplicationReconciler
+	Loss             *topology.TxnLoss // lost transactions, see node/txnloss.go
 	peerSrv          *events.PeerServer
 	started          time.Time
 	first            firstStart  // what a failed start undoes, what a good one prints
@@ -239,10 +240,12 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		log.Warn("transaction stream not ready yet", zap.Error(err))
 	}
 	ecancel()
+	n.startTxnLoss(txn)
 
 	wctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.goWorker(wctx, func(ctx context.Context) { _ = n.Members.Run(ctx) })
+	n.goWorker(wctx, n.Loss.Watch)
 	n.routeLoop = &topology.Loop{
 		Name:      "routes",
 		Reconcile: (&topology.RouteReconciler{Store: n.Store, Servers: n.Servers}).Reconcile,
@@ -560,7 +563,7 @@ func (n *Node) Ready() (bool, string) {
 	default:
 		return false, "replication not converged yet"
 	}
-	return true, ""
+	return true, n.Loss.Degraded() // ready, though degraded when transactions were lost
 }
 
 // routeBacklog counts desired routes the servers are not configured with,
@@ -622,6 +625,9 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.workers.Wait()
+		if n.up.Load() {
+			n.saveTxnCounts()
+		}
 		for _, p := range n.proxies {
 			p.Stop()
 		}

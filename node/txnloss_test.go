@@ -1,0 +1,149 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clusterd/clusterd/node/nodetest"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func procPublish(t *testing.T, p *nodetest.Proc, subject string, from, to int, tag string) {
+	t.Helper()
+	js, err := jetstream.New(p.Conn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := from; i < to; i++ {
+		if _, err := js.Publish(context.Background(), subject, []byte(fmt.Sprintf("%s-%d", tag, i))); err != nil {
+			t.Fatalf("publish %s: %v", subject, err)
+		}
+	}
+}
+
+func procCount(t *testing.T, p *nodetest.Proc, subject string) int {
+	return len(streamPayloads(t, p.Conn(t), subject))
+}
+
+func procHTTPGet(t *testing.T, p *nodetest.Proc, path string) string {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", p.Cfg.OperationsAPI.Network.Port, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return fmt.Sprintf("%d %s", resp.StatusCode, b)
+}
+
+// Transactions lost to a damaged JetStream block are detected at the next
+// start: the peer's are fetched again (each once, in order), the node's own
+// are reported lost (error log, metric, describe_all, /readyz).
+func TestLostTransactionsAreReportedAndRefetched(t *testing.T) {
+	a, b := procPair(t)
+	nodetest.Eventually(t, 20*time.Second, "pair routed", func() bool {
+		r := procOp(t, b, "cluster_network", map[string]any{"timeout": 500})
+		return strings.Contains(string(r.Body), `"name":"a"`)
+	})
+	for _, p := range []*nodetest.Proc{a, b} {
+		if r := procOp(t, p, "create_table", map[string]any{"table": "dog"}); r.Status != 200 {
+			t.Fatalf("create_table: %s", r.Body)
+		}
+	}
+	if r := procOp(t, b, "create_table", map[string]any{"table": "cat"}); r.Status != 200 {
+		t.Fatalf("create_table: %s", r.Body)
+	}
+	if r := procOp(t, b, "add_node", map[string]any{"node_name": "a", "subscriptions": []any{sub("dog", true, true)}}); r.Status != 200 {
+		t.Fatalf("add_node: %s", r.Body)
+	}
+	// Interleave a's replicated transactions and b's own in b's stream, so
+	// the second half of its block holds both kinds.
+	procPublish(t, a, "txn.data.dog.a", 0, 25, "a")
+	nodetest.Eventually(t, 20*time.Second, "first half on b", func() bool { return procCount(t, b, "txn.data.dog.a") == 25 })
+	procPublish(t, b, "txn.data.cat.b", 0, 25, "b")
+	procPublish(t, a, "txn.data.dog.a", 25, 50, "a")
+	nodetest.Eventually(t, 20*time.Second, "second half on b", func() bool { return procCount(t, b, "txn.data.dog.a") == 50 })
+	procPublish(t, b, "txn.data.cat.b", 25, 50, "b")
+	if err := b.Stop(); err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+	blocks, _ := filepath.Glob(filepath.Join(b.Cfg.RootPath, "jetstream", "*", "*", "streams", "txn", "msgs", "*.blk"))
+	if len(blocks) == 0 {
+		blocks, _ = filepath.Glob(filepath.Join(b.Cfg.RootPath, "jetstream", "*", "streams", "txn", "msgs", "*.blk"))
+	}
+	if len(blocks) != 1 {
+		t.Fatalf("want one message block of b's stream, found %v", blocks)
+	}
+	st, err := os.Stat(blocks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(blocks[0], st.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+
+	b.Restart()
+	nodetest.Eventually(t, 30*time.Second, "a's transactions fetched again", func() bool { return procCount(t, b, "txn.data.dog.a") >= 50 })
+	got := streamPayloads(t, b.Conn(t), "txn.data.dog.a")
+	if len(got) != 50 {
+		t.Fatalf("b holds %d of a's transactions after the re-fetch, want 50 (each once)", len(got))
+	}
+	for i, p := range got {
+		if p != fmt.Sprintf("a-%d", i) {
+			t.Fatalf("a's transaction %d on b = %q, want a-%d (order or duplicates)", i, p, i)
+		}
+	}
+	cat := procCount(t, b, "txn.data.cat.b")
+	if cat >= 50 {
+		t.Fatalf("b's own transactions were not damaged (%d of 50): the test damaged nothing", cat)
+	}
+	lost := 50 - cat
+
+	logb, _ := os.ReadFile(b.LogPath)
+	for _, l := range strings.Split(string(logb), "\n") {
+		if strings.Contains(l, "transactions lost") || strings.Contains(l, "fetched again") {
+			t.Log(l)
+		}
+	}
+	if !strings.Contains(string(logb), `"msg":"transactions lost from the transaction stream"`) || !strings.Contains(string(logb), `"subject":"txn.data.cat.b"`) {
+		t.Fatalf("no error log naming the lost subject:\n%s", logb)
+	}
+	var ready string
+	nodetest.Eventually(t, 20*time.Second, "/readyz to name only what was not fetched again", func() bool {
+		ready = procHTTPGet(t, b, "/readyz")
+		return !strings.Contains(ready, "txn.data.dog.a")
+	})
+	if !strings.HasPrefix(ready, fmt.Sprintf("200 ok, degraded: %d transactions lost", lost)) || !strings.Contains(ready, "txn.data.cat.b") {
+		t.Fatalf("/readyz = %q", ready)
+	}
+	t.Logf("/readyz: %s", strings.TrimSpace(ready))
+	if got := procHTTPGet(t, b, "/metrics"); !strings.Contains(got, "clusterd_txn_lost_messages_total ") {
+		t.Fatalf("metric missing")
+	}
+	d := procOp(t, b, "describe_all", map[string]any{}).JSON(t)["data"].(map[string]any)
+	c := d["cat"].(map[string]any)
+	if c["lost"] != float64(lost) || !strings.Contains(fmt.Sprint(c["error"]), "cannot be fetched again") {
+		t.Fatalf("describe_all cat = %v, want lost %d", c, lost)
+	}
+	if dog := d["dog"].(map[string]any); dog["lost"] != nil {
+		t.Fatalf("describe_all dog still reports a loss after the re-fetch: %v", dog)
+	}
+	nodetest.Eventually(t, 20*time.Second, "a's subscription converged on b", func() bool {
+		st := procOp(t, b, "cluster_status", map[string]any{}).JSON(t)
+		for _, c := range st["connections"].([]any) {
+			for _, s := range c.(map[string]any)["subscriptions"].([]any) {
+				if s := s.(map[string]any); s["table"] == "dog" {
+					return s["converged"] == true
+				}
+			}
+		}
+		return false
+	})
+}
