@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash"
 	"runtime"
 	"strings"
 	"sync"
@@ -61,6 +62,7 @@ type Authenticator struct {
 	key   []byte
 	now   func() time.Time
 	slots chan struct{} // bounds concurrent argon2 runs (memory, CPU)
+	macs  sync.Pool     // HMACs keyed with key: a new one costs allocations per request
 
 	mu       sync.Mutex
 	gen      uint64
@@ -95,11 +97,13 @@ func NewAuthenticator(v *Verifier, dir Directory) *Authenticator {
 	if n > 4 {
 		n = 4
 	}
-	return &Authenticator{
+	a := &Authenticator{
 		v: v, dir: dir, key: key, now: time.Now, slots: make(chan struct{}, n),
 		users: map[string]userEntry{}, roles: map[string]bool{},
 		creds: map[[sha256.Size]byte]credEntry{}, failures: map[string]*failState{},
 	}
+	a.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return a
 }
 
 // Verifier is the token verifier in use.
@@ -301,7 +305,9 @@ func (a *Authenticator) roleGrantsSuper(role string) (bool, error) {
 }
 
 func (a *Authenticator) credKey(name, password string) [sha256.Size]byte {
-	m := hmac.New(sha256.New, a.key)
+	m := a.macs.Get().(hash.Hash)
+	defer a.macs.Put(m)
+	m.Reset()
 	m.Write([]byte(name))
 	m.Write([]byte{0})
 	m.Write([]byte(password))
