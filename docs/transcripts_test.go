@@ -2,6 +2,7 @@ package docs_test
 
 import (
 	"context"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"os"
@@ -30,7 +31,7 @@ type transcript struct {
 	op      string // skipped when the node does not serve it
 	subject string
 	body    string
-	token   string // "" (none), "admin" or "reader"
+	token   string // "" (none), "admin" or "reader" (Bearer), "basic" (the admin user's password), "basic-wrong"
 }
 
 var transcriptRE = regexp.MustCompile(`(?s)<!-- transcript: (\S+) -->\n(.*?)<!-- /transcript -->`)
@@ -44,6 +45,9 @@ func normalize(s string) string {
 		{`"(latency_ms|response_time)":[0-9.]+`, `"$1":0`},
 		{`"(uptime|go_version|platform|arch|version)":"[^"]*"`, `"$1":"X"`},
 		{`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z`, "TIME"},
+		{`"(__createdtime__|__updatedtime__|txn_time)":\d+`, `"$1":0`},
+		{`"id":"[0-9a-f-]{36}"`, `"id":"ID"`},
+		{`"(operation_token|refresh_token)":"[^"]+"`, `"$1":"JWT"`},
 	} {
 		s = regexp.MustCompile(r.re).ReplaceAllString(s, r.with)
 	}
@@ -143,6 +147,12 @@ func TestOperationsTranscripts(t *testing.T) {
 		case "reader":
 			args = append(args, "-H", "Authorization:Bearer "+readerTok)
 			shown += ` -H "Authorization:Bearer $READER_TOKEN"`
+		case "basic":
+			args = append(args, "-H", "Authorization:Basic "+base64.StdEncoding.EncodeToString([]byte("admin:"+nodetest.AdminPassword)))
+			shown += ` -H "Authorization:Basic $(printf admin:$PASSWORD | base64)"`
+		case "basic-wrong":
+			args = append(args, "-H", "Authorization:Basic "+base64.StdEncoding.EncodeToString([]byte("admin:wrong")))
+			shown += ` -H "Authorization:Basic $(printf admin:wrong | base64)"`
 		}
 		var (
 			out []byte
@@ -220,6 +230,12 @@ func TestOperationsTranscripts(t *testing.T) {
 		{transcript: transcript{"remove_node-missing", "remove_node", "ops.cluster.remove_node", `{"node_name":"node2"}`, "admin"}},
 		{transcript: transcript{"configure_cluster", "configure_cluster", "ops.cluster.configure_cluster", `{"connections":[{"node_name":"node2","subscriptions":[` + dog + `]}]}`, "admin"}},
 		{transcript: transcript{"error-401", "cluster_get_routes", "ops.cluster.cluster_get_routes", `{}`, ""}},
+		{transcript: transcript{"error-401-login", "cluster_get_routes", "ops.cluster.cluster_get_routes", `{}`, "basic-wrong"}},
+		{transcript: transcript{"add_user", "add_user", "ops.cluster.add_user", `{"username":"ops","password":"s3cret","role":"super_user","active":true}`, "basic"}},
+		{transcript: transcript{"add_user-exists", "add_user", "ops.cluster.add_user", `{"username":"ops","password":"other","role":"super_user","active":true}`, "basic"}},
+		{transcript: transcript{"list_users", "list_users", "ops.cluster.list_users", `{}`, "basic"}},
+		{transcript: transcript{"create_authentication_tokens", "create_authentication_tokens", "ops.cluster.create_authentication_tokens", `{"username":"ops","password":"s3cret"}`, ""}},
+		{transcript: transcript{"drop_user", "drop_user", "ops.cluster.drop_user", `{"username":"ops"}`, "basic"}},
 		{transcript: transcript{"error-403", "cluster_get_routes", "ops.cluster.cluster_get_routes", `{}`, "reader"}},
 		{transcript: transcript{"error-unknown", "", "ops.cluster.cluster_get_route", `{}`, "admin"}},
 		{transcript: transcript{"error-mismatch", "cluster_get_routes", "ops.cluster.cluster_get_routes", `{"operation":"describe_all"}`, "admin"}},
