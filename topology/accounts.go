@@ -1,7 +1,10 @@
 package topology
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -111,4 +114,27 @@ func leafAccounts(node string, apps []string) ([]*server.Account, map[string]*se
 		byName[a.Name] = a
 	}
 	return o.Accounts, byName, nil
+}
+
+// moveGlobalStore moves the JetStream data a node stored before accounts
+// existed (nats-server's global account, $G) to ClusterdAccount, so an
+// upgraded node keeps its transaction stream and consumers: JetStream keeps
+// each account's streams in a directory named after it. It runs before the
+// leaf server starts; moved says whether there was anything to move.
+func moveGlobalStore(storeDir string) (moved bool, err error) {
+	base := filepath.Join(storeDir, server.JetStreamStoreDir)
+	old, now := filepath.Join(base, server.DEFAULT_GLOBAL_ACCOUNT), filepath.Join(base, ClusterdAccount)
+	if _, err := os.Stat(old); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(now); err == nil {
+		return false, fmt.Errorf("JetStream data in both %s (from a version before accounts) and %s: "+
+			"keep the one to use under %s and move the other away", old, now, now)
+	}
+	if err := os.Rename(old, now); err != nil {
+		return false, fmt.Errorf("move JetStream data of the global account to %s: %w", ClusterdAccount, err)
+	}
+	return true, nil
 }

@@ -225,6 +225,12 @@ func StartServers(o ServerOptions) (*Servers, error) {
 		hub.Shutdown()
 		return nil, err
 	}
+	if moved, err := moveGlobalStore(o.StoreDir); err != nil {
+		hub.Shutdown()
+		return nil, err
+	} else if moved {
+		o.Log.Info("moved the JetStream data stored before accounts to clusterd's account", zap.String("account", ClusterdAccount))
+	}
 	own := byName[ClusterdAccount]
 	users := []*server.User{
 		{Username: s.internalUser, Password: s.internalPass, Account: own},

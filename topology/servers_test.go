@@ -1,13 +1,16 @@
 package topology
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The unserved-operations connection inside an app account is delivered requests for unknown
@@ -60,5 +63,54 @@ func TestUnservedOpsConnGetsOnlyUnservedOperations(t *testing.T) {
 	}
 	if n := got.Load(); n != 1 {
 		t.Fatalf("the unserved connection was delivered %d requests, want only the 1 unserved", n)
+	}
+}
+
+// A node upgraded from a version without accounts keeps its transaction
+// stream: JetStream data of the global account moves to ClusterdAccount.
+func TestGlobalAccountStoreMovesToClusterdAccount(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "js")
+	old, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
+		JetStream: true, JetStreamDomain: "u", StoreDir: dir, ServerName: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Start()
+	if !old.ReadyForConnections(10 * time.Second) {
+		t.Fatal("not ready")
+	}
+	nc, err := nats.Connect(old.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: TxnStreamName, Subjects: []string{"txn.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "txn.data.dog.u", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	old.Shutdown()
+	old.WaitForShutdown()
+
+	s, err := StartServers(ServerOptions{NodeName: "u", Host: "127.0.0.1", ClusterName: "t", User: "cluster_user", Password: "secret", StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	own, err := s.InternalConn("own")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	js, _ = jetstream.New(own)
+	st, err := js.Stream(ctx, TxnStreamName)
+	if err != nil {
+		t.Fatalf("the stream stored before accounts is gone: %v", err)
+	}
+	if m, err := st.GetLastMsgForSubject(ctx, "txn.data.dog.u"); err != nil || string(m.Data) != "before" {
+		t.Fatalf("its message: %v", err)
 	}
 }
