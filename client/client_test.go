@@ -507,12 +507,15 @@ func TestTransactions(t *testing.T) {
 	}
 	// A connection to a cannot write as b (nor reach b's JetStream): each
 	// node's clients write their own node's transactions only.
-	remote, err := a.OnNode("b").Transactions(ctx)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := a.OnNode("b").Transactions(ctx); err == nil || !strings.Contains(err.Error(), "node b are written and read on its own leaf client port") {
+		t.Fatalf("transactions of b through a: %v", err)
 	}
-	if ack, err := remote.Publish(ctx, "dev", "dog", []byte("forged")); err == nil {
+	js, _ := jetstream.NewWithDomain(a.Conn(), "b")
+	if ack, err := js.Publish(ctx, "txn.dev.dog.b", []byte("forged")); err == nil {
 		t.Fatalf("publish on b through a was acknowledged: %+v", ack)
+	}
+	if self, err := a.OnNode("a").Transactions(ctx); err != nil || self.Node() != "a" {
+		t.Fatalf("transactions of a, named: %v", err)
 	}
 	if _, err := tb.Publish(ctx, "dev", "dog", []byte("b1")); err != nil {
 		t.Fatal(err)

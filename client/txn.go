@@ -26,18 +26,12 @@ type Transactions struct {
 	node string
 }
 
-// Transactions returns the transaction helper for the node c addresses: the
-// WithNode node (reached through the mesh in its JetStream domain), or else
-// the node c's connection is attached to (learnt from its JetStream domain,
-// which is the node name).
+// Transactions returns the transaction helper for the node c's connection
+// is attached to (learnt from its JetStream domain, which is the node name).
+// A client reads and writes the transactions of its own node only: its NATS
+// user reaches no other node's JetStream (docs/security.md), so with WithNode
+// naming another node it fails and says so.
 func (c *Client) Transactions(ctx context.Context) (*Transactions, error) {
-	if c.node != "" {
-		js, err := jetstream.NewWithDomain(c.nc, c.node)
-		if err != nil {
-			return nil, err
-		}
-		return &Transactions{c: c, js: js, node: c.node}, nil
-	}
 	js, err := jetstream.New(c.nc)
 	if err != nil {
 		return nil, err
@@ -53,6 +47,9 @@ func (c *Client) Transactions(ctx context.Context) (*Transactions, error) {
 	}
 	if info.Domain == "" {
 		return nil, errors.New("the connected server's JetStream has no domain: connect to a clusterd node's leaf client port")
+	}
+	if c.node != "" && c.node != info.Domain {
+		return nil, fmt.Errorf("the transactions of node %s are written and read on its own leaf client port; this connection is to node %s", c.node, info.Domain)
 	}
 	return &Transactions{c: c.OnNode(info.Domain), js: js, node: info.Domain}, nil
 }
