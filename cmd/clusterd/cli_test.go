@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -133,5 +136,37 @@ func TestTokenRefusesAMissingIssuerKey(t *testing.T) {
 	errb.Reset()
 	if err := run([]string{"token", "--user", "admin"}, &out, &errb); err != nil || errb.Len() > 0 {
 		t.Fatalf("with the key present: %v %q", err, errb.String())
+	}
+}
+
+// `clusterd demo` on a port another demo (here: the test) holds: exit 1 at
+// once with what to pass, no panic, nothing left in TMPDIR.
+func TestBinaryDemoOnPortsInUse(t *testing.T) {
+	bin := buildBinary(t)
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	base := held.Addr().(*net.TCPAddr).Port
+	if base > 65535-24 {
+		t.Skip("free port too high to be a base")
+	}
+	tmp := t.TempDir()
+	cmd := exec.Command(bin, "demo", "--base-port", strconv.Itoa(base))
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v\n%s", err, errb.String())
+	}
+	want := fmt.Sprintf("clusterd: port %d on 127.0.0.1 is in use (is another demo or node running?); the demo needs ports %d to %d: stop what holds them, or pass --base-port with another base (0 picks free ports)\n", base, base, base+24)
+	if errb.String() != want || out.Len() != 0 {
+		t.Fatalf("stderr %q\nwant   %q\nstdout %q", errb.String(), want, out.String())
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Fatalf("left in TMPDIR: %v", entries)
 	}
 }
