@@ -206,6 +206,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		NoticeMinAge: cfg.Clustering.RequestTimeout + time.Second,
 		Log:          log.Named("membership"),
 	})
+	n.Repl = &topology.ReplicationReconciler{Store: n.Store, Stream: txn, Log: log, Metrics: n.Metrics}
 	n.Ops = &handlers.Ops{
 		NodeName:          cfg.Clustering.NodeName,
 		ClusteringEnabled: cfg.Clustering.Enabled,
@@ -216,6 +217,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		RequestTimeout:    timeout,
 		Txn:               txn,
 		Servers:           n.Servers,
+		Repl:              n.Repl,
 		Mesh:              peers,
 		Started:           n.started,
 		Version:           Version,
@@ -256,8 +258,6 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Backlog:   n.routeBacklog,
 	}
 	n.goWorker(wctx, n.routeLoop.Run)
-	n.Repl = &topology.ReplicationReconciler{Store: n.Store, Stream: txn, Log: log, Metrics: n.Metrics}
-	n.Ops.Repl = n.Repl
 	n.replLoop = &topology.Loop{
 		Name:      "replication",
 		Reconcile: n.Repl.Reconcile,
