@@ -93,10 +93,10 @@ const credCacheMax = 4096
 func NewAuthenticator(v *Verifier, dir Directory) *Authenticator {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	n := runtime.GOMAXPROCS(0)
-	if n > 4 {
-		n = 4
-	}
+	// At most half the CPUs hash at once (one on a small machine): a flood
+	// of wrong or unknown credentials then slows logins that are not yet
+	// cached, never the node's other work.
+	n := max(1, min(runtime.GOMAXPROCS(0)/2, 4))
 	a := &Authenticator{
 		v: v, dir: dir, key: key, now: time.Now, slots: make(chan struct{}, n),
 		users: map[string]userEntry{}, roles: map[string]bool{},

@@ -122,3 +122,19 @@ func (n *Node) createAdmin() error {
 	}
 	return nil
 }
+
+// effective fills in the defaults `config check` shows. The password stays
+// as it is (Redacted hides it).
+func (a Auth) effective() Auth {
+	l := a.Limits()
+	a.MaxTokenTTL, a.MaxRefreshTokenTTL = l.MaxTTL, l.MaxRefreshTTL
+	a.OperationTokenTTL, a.RefreshTokenTTL = a.TokenTTLs()
+	user, password := a.adminCredentials()
+	a.AdminUser = user
+	if password == "" {
+		a.AdminPassword = "<generated and printed on the first start>"
+	} else if a.AdminPassword == "" {
+		a.AdminPassword = "<from HDB_ADMIN_PASSWORD>"
+	}
+	return a
+}

@@ -111,6 +111,7 @@ func (c Config) Effective() Config {
 	if c.Auth.IssuerKeyFile == "" {
 		c.Auth.IssuerKeyFile = c.issuerKeyPath()
 	}
+	c.Auth = c.Auth.effective()
 	host := c.natsHost()
 	c.Clustering.HubServer.Cluster.Network.Host = host
 	c.Clustering.HubServer.Network.Host = host
