@@ -79,8 +79,9 @@ func WithTokenSource(src TokenSource) Option {
 
 // WithIssuerKey mints tokens with key (an issuer key the nodes trust, e.g.
 // the issuer.key a node keeps under its rootPath) for user and role, each
-// valid for ttl. A token is reused until less than a quarter of its lifetime
-// is left, then replaced.
+// valid for ttl (at most the nodes' auth.maxTokenTTL, 24 h by default: they
+// refuse longer-lived tokens). A token is reused until less than a quarter of
+// its lifetime is left, then replaced.
 func WithIssuerKey(key ed25519.PrivateKey, user, role string, ttl time.Duration) Option {
 	m := &minter{ttl: ttl, now: time.Now, mint: func() (string, error) { return auth.Mint(key, user, role, ttl) }}
 	return WithTokenSource(m.token)
