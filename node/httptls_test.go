@@ -195,12 +195,15 @@ func TestHTTPAndHTTPSTogether(t *testing.T) {
 }
 
 // Client certificates (operationsApi.network.mtls): optional or required,
-// verified against the configured CA; a verified certificate names a user
-// that is authenticated like any caller, and an Authorization header wins.
+// verified against the configured CA. A verified certificate names a user
+// (its common name, or mtls.user) who is authenticated like any caller:
+// a stored, active user, with that user's role; an Authorization header
+// wins over the certificate.
 func TestHTTPSClientCertificates(t *testing.T) {
 	ca := newCA(t, "ops")
-	clientCert, clientKey := ca.issue(t, "admin")
+	certFor := func(cn string) func(*tls.Config) { c, k := ca.issue(t, cn); return withClientCert(t, c, k) }
 	otherCert, otherKey := newCA(t, "other").issue(t, "admin")
+	get := `{"operation":"cluster_get_routes"}`
 
 	t.Run("optional", func(t *testing.T) {
 		cfg := httpsConfig(t, ca, "a")
@@ -208,24 +211,47 @@ func TestHTTPSClientCertificates(t *testing.T) {
 		n := nodetest.Start(t, cfg)
 		tok := nodetest.SuperUser(t, n)
 		url := httpsURL(n)
-		get := `{"operation":"cluster_get_routes"}`
+		op := func(body string) {
+			t.Helper()
+			if r, err := post(httpsClient(t, ca.file, nil), url, tok, body); err != nil || r.status != 200 {
+				t.Fatalf("%s: %d %q %v", body, r.status, r.body, err)
+			}
+		}
+		op(`{"operation":"add_user","username":"bob","password":"pw","role":"cluster_user","active":true}`)
+		op(`{"operation":"add_user","username":"carl","password":"pw","role":"super_user","active":true}`)
 
-		// No certificate: a token works, nothing else.
-		if r, err := post(httpsClient(t, ca.file, nil), url, tok, get); err != nil || r.status != 200 {
-			t.Fatalf("no certificate, token: %d %q %v", r.status, r.body, err)
+		for _, c := range []struct {
+			name   string
+			client func(*tls.Config)
+			token  string
+			status int
+			body   string
+		}{
+			{"no certificate, a token", nil, tok, 200, `{"hub":[],"leaf":[]}`},
+			{"no certificate, no token", nil, "", 401, `{"error":"Must login"}`},
+			{"the admin user's certificate", certFor("admin"), "", 200, `{"hub":[],"leaf":[]}`},
+			{"a super_user's certificate", certFor("carl"), "", 200, `{"hub":[],"leaf":[]}`},
+			{"a cluster_user's certificate: that user's role", certFor("bob"), "", 403, `"unauthorized_access":["Operation 'getRoutes' is restricted to 'super_user' roles"]`},
+			{"a certificate naming no user", certFor("nobody"), "", 401, `{"error":"Login failed: the client certificate's user 'nobody' is not an active user"}`},
+			{"the header wins over the certificate", certFor("bob"), tok, 200, `{"hub":[],"leaf":[]}`},
+			{"a bad header is not rescued by the certificate", certFor("admin"), "junk", 401, `Unauthorized: token is malformed`},
+		} {
+			r, err := post(httpsClient(t, ca.file, c.client), url, c.token, get)
+			if err != nil || r.status != c.status || !strings.Contains(r.body, c.body) {
+				t.Errorf("%s: %d %q %v, want %d %s", c.name, r.status, r.body, err, c.status, c.body)
+			}
 		}
-		if r, err := post(httpsClient(t, ca.file, nil), url, "", get); err != nil || r.status != 401 || !strings.Contains(r.body, "Must login") {
-			t.Fatalf("no certificate, no token: %d %q %v", r.status, r.body, err)
+		// A deactivated or dropped user's certificate stops working at once.
+		op(`{"operation":"alter_user","username":"carl","active":false}`)
+		if r, err := post(httpsClient(t, ca.file, certFor("carl")), url, "", get); err != nil || r.status != 401 {
+			t.Fatalf("deactivated user's certificate: %d %q %v", r.status, r.body, err)
 		}
-		// A verified certificate names its user (the CN), which is then
-		// authenticated like any caller.
-		r, err := post(httpsClient(t, ca.file, withClientCert(t, clientCert, clientKey)), url, "", get)
-		if err != nil || r.status != 401 || !strings.Contains(r.body, "the client certificate's user 'admin' is not an active user") {
-			t.Fatalf("certificate, no token: %d %q %v", r.status, r.body, err)
+		op(`{"operation":"drop_user","username":"bob"}`)
+		if r, err := post(httpsClient(t, ca.file, certFor("bob")), url, tok, get); err != nil || r.status != 200 {
+			t.Fatalf("dropped user's certificate with a token: %d %q %v", r.status, r.body, err)
 		}
-		// The Authorization header wins over the certificate.
-		if r, err := post(httpsClient(t, ca.file, withClientCert(t, clientCert, clientKey)), url, tok, get); err != nil || r.status != 200 {
-			t.Fatalf("certificate and token: %d %q %v", r.status, r.body, err)
+		if r, err := post(httpsClient(t, ca.file, certFor("bob")), url, "", get); err != nil || r.status != 401 {
+			t.Fatalf("dropped user's certificate: %d %q %v", r.status, r.body, err)
 		}
 		// A certificate from another CA fails the handshake, token or not.
 		if _, err := post(httpsClient(t, ca.file, withClientCert(t, otherCert, otherKey)), url, tok, get); err == nil {
@@ -239,22 +265,29 @@ func TestHTTPSClientCertificates(t *testing.T) {
 		n := nodetest.Start(t, cfg)
 		tok := nodetest.SuperUser(t, n)
 		url := httpsURL(n)
-		get := `{"operation":"cluster_get_routes"}`
 		// No certificate: refused in the handshake, even with a valid token
 		// and for the health endpoints.
 		if _, err := post(httpsClient(t, ca.file, nil), url, tok, get); err == nil || !strings.Contains(err.Error(), "certificate required") {
 			t.Fatalf("no certificate: %v, want the handshake refused (certificate required)", err)
 		}
+		if _, err := getOver(httpsClient(t, ca.file, nil), url+"/livez"); err == nil {
+			t.Fatal("/livez answered without a client certificate")
+		}
 		if _, err := post(httpsClient(t, ca.file, withClientCert(t, otherCert, otherKey)), url, tok, get); err == nil {
 			t.Fatal("a client certificate from another CA was accepted")
 		}
-		// mtls.user names the user, whatever the certificate's CN.
-		r, err := post(httpsClient(t, ca.file, withClientCert(t, clientCert, clientKey)), url, "", get)
+		// mtls.user names the user, whatever the certificate's CN: refused
+		// until that user exists, then served with its role.
+		r, err := post(httpsClient(t, ca.file, certFor("admin")), url, "", get)
 		if err != nil || r.status != 401 || !strings.Contains(r.body, "the client certificate's user 'ops-robot' is not an active user") {
-			t.Fatalf("certificate, no token: %d %q %v", r.status, r.body, err)
+			t.Fatalf("certificate of a user that does not exist: %d %q %v", r.status, r.body, err)
 		}
-		if r, err := post(httpsClient(t, ca.file, withClientCert(t, clientCert, clientKey)), url, tok, get); err != nil || r.status != 200 {
-			t.Fatalf("certificate and token: %d %q %v", r.status, r.body, err)
+		if r, err := post(httpsClient(t, ca.file, certFor("admin")), url, tok,
+			`{"operation":"add_user","username":"ops-robot","password":"pw","role":"super_user","active":true}`); err != nil || r.status != 200 {
+			t.Fatalf("add_user: %d %q %v", r.status, r.body, err)
+		}
+		if r, err := post(httpsClient(t, ca.file, certFor("admin")), url, "", get); err != nil || r.status != 200 {
+			t.Fatalf("certificate as ops-robot: %d %q %v", r.status, r.body, err)
 		}
 	})
 }
