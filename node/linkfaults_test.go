@@ -97,6 +97,17 @@ func TestMeshMistakesAreNamed(t *testing.T) {
 			bSays: "is refused: the node there does not accept this node's cluster user or password", rawNoise: "Authorization Violation", acceptSide: true,
 		},
 		{
+			name: "cluster names differ", kind: "cluster_name",
+			a: func(t *testing.T) node.Config { return nodetest.Config(t, "ca1") },
+			b: func(t *testing.T) node.Config {
+				c := nodetest.Config(t, "cb1")
+				c.Clustering.HubServer.Cluster.Name = "another"
+				return c
+			},
+			aSays: "clustering.hubServer.cluster.name must be the same on every node of a mesh",
+			bSays: "clustering.hubServer.cluster.name must be the same on every node of a mesh", rawNoise: "Cluster Name Conflict", acceptSide: true,
+		},
+		{
 			name: "TLS from another CA", kind: "tls",
 			a:     func(t *testing.T) node.Config { return tlsConfig(t, ca, "ta") },
 			b:     func(t *testing.T) node.Config { return tlsConfig(t, other, "tb") },

@@ -27,6 +27,7 @@ const (
 	FaultDuplicateName = "duplicate_name" // another node has this node's name
 	FaultCredentials   = "credentials"    // cluster user/password differ between nodes
 	FaultTLS           = "tls"            // TLS handshake between nodes fails
+	FaultClusterName   = "cluster_name"   // clustering.hubServer.cluster.name differs
 	FaultUnreachable   = "unreachable"    // nothing answers at a route's address
 )
 
@@ -109,6 +110,10 @@ func classify(own, line string) (LinkFault, bool) {
 	case kind == "rid" && reClosedOwn.MatchString(msg) && reClosedOwn.FindStringSubmatch(msg)[1] == own:
 		return LinkFault{Kind: FaultDuplicateName, Link: "route", Remote: addr, Fatal: true,
 			Message: fmt.Sprintf("the route to %s reaches a node with this node's own name '%s': node names must be unique in a mesh; give one of the two nodes another clustering.nodeName (the default is the hostname)", addr, strings.TrimSuffix(own, "-hub"))}, true
+	case kind == "rid" && strings.HasPrefix(msg, "Router connection closed: Cluster Name Conflict"):
+		// Keyed by host: the end that accepts sees a new port per attempt.
+		return LinkFault{Kind: FaultClusterName, Link: "route", Remote: host, Fatal: true,
+			Message: fmt.Sprintf("a route with the node at %s is closed because its cluster name differs from this node's: clustering.hubServer.cluster.name must be the same on every node of a mesh", host)}, true
 	case link != "" && strings.HasPrefix(msg, "authentication error"):
 		return LinkFault{Kind: FaultCredentials, Link: link, Remote: host, Fatal: true,
 			Message: fmt.Sprintf("a node at %s opened a %s to this node with a cluster user or password this node does not accept: clustering.user and clustering.password must be the same on every node", host, link)}, true
