@@ -213,3 +213,54 @@ func TestPairMixedOperationsFromBothEnds(t *testing.T) {
 	}
 	t.Logf("%d operations %v: p50 %v, p99 %v, max %v", len(took), statuses, pct(took, 0.5), pct(took, 0.99), pct(took, 1))
 }
+
+// TestMeshOperationsFromEveryNodeAtOnce: three nodes each change their
+// records of both others at the same moment — set_node_replication about
+// each, or configure_cluster with both — so waits can chain across nodes
+// (a waits on b, b on c). Every answer is 200 within the timeout and every
+// pair's records mirror each other after every round.
+func TestMeshOperationsFromEveryNodeAtOnce(t *testing.T) {
+	nodes := mesh(t, "a", "b", "c")
+	for _, n := range nodes {
+		op(t, n, "create_table", map[string]any{"table": "dog"}, 200)
+	}
+	op(t, nodes[0], "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}, 200)
+	op(t, nodes[0], "add_node", map[string]any{"node_name": "c", "subscriptions": []any{sub("dog", true, true)}}, 200)
+	op(t, nodes[1], "add_node", map[string]any{"node_name": "c", "subscriptions": []any{sub("dog", true, true)}}, 200)
+	clients := make([]*pairClient, len(nodes))
+	for i, n := range nodes {
+		clients[i] = newPairClient(t, n)
+	}
+	timeout := nodes[0].Config.Clustering.RequestTimeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	var took []time.Duration
+	for round := range 30 {
+		var reqs []func() timedReply
+		for i, c := range clients {
+			others := []string{nodes[(i+1)%3].Name(), nodes[(i+2)%3].Name()}
+			if (round+i)%4 == 0 {
+				var conns []any
+				for _, o := range others {
+					conns = append(conns, map[string]any{"node_name": o, "subscriptions": []any{sub("dog", true, round%2 == 0)}})
+				}
+				reqs = append(reqs, c.do("configure_cluster", map[string]any{"connections": conns}))
+				continue
+			}
+			for k, o := range others {
+				reqs = append(reqs, c.do("set_node_replication", map[string]any{"node_name": o, "subscriptions": []any{sub("dog", (round+k)%2 == 0, true)}}))
+			}
+		}
+		for _, r := range atOnce(t, reqs...) {
+			if r.status != 200 || r.took >= timeout || (r.op == "configure_cluster" && !strings.Contains(r.body, "Configure cluster complete.")) {
+				t.Fatalf("round %d: %s's %s answered %d after %v (timeout %v): %s", round, r.who, r.op, r.status, r.took, timeout, r.body)
+			}
+			took = append(took, r.took)
+		}
+		for i := range nodes {
+			waitMirrored(t, nodes[i], nodes[(i+1)%3], round)
+		}
+	}
+	t.Logf("%d operations: p50 %v, p99 %v, max %v", len(took), pct(took, 0.5), pct(took, 0.99), pct(took, 1))
+}
