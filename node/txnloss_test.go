@@ -147,3 +147,73 @@ func TestLostTransactionsAreReportedAndRefetched(t *testing.T) {
 		return false
 	})
 }
+
+// A corrupt record inside a block stays counted by JetStream (describe_all
+// said 50) but can never be read: the read-through after start finds it, and
+// the peer's transactions are fetched again, each once, in order.
+func TestUnreadableTransactionsAreFoundAndRefetched(t *testing.T) {
+	a, b := procPair(t)
+	nodetest.Eventually(t, 20*time.Second, "pair routed", func() bool {
+		r := procOp(t, b, "cluster_network", map[string]any{"timeout": 500})
+		return strings.Contains(string(r.Body), `"name":"a"`)
+	})
+	for _, p := range []*nodetest.Proc{a, b} {
+		if r := procOp(t, p, "create_table", map[string]any{"table": "dog"}); r.Status != 200 {
+			t.Fatalf("create_table: %s", r.Body)
+		}
+	}
+	if r := procOp(t, b, "add_node", map[string]any{"node_name": "a", "subscriptions": []any{sub("dog", true, true)}}); r.Status != 200 {
+		t.Fatalf("add_node: %s", r.Body)
+	}
+	procPublish(t, a, "txn.data.dog.a", 0, 50, "a")
+	nodetest.Eventually(t, 20*time.Second, "a's transactions on b", func() bool { return procCount(t, b, "txn.data.dog.a") == 50 })
+	if err := b.Stop(); err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+	blocks, _ := filepath.Glob(filepath.Join(b.Cfg.RootPath, "jetstream", "*", "*", "streams", "txn", "msgs", "*.blk"))
+	if len(blocks) != 1 {
+		t.Fatalf("want one message block of b's stream, found %v", blocks)
+	}
+	blk, err := os.ReadFile(blocks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(blk) * 3 / 4; i < len(blk)*3/4+8; i++ {
+		blk[i] ^= 0xff
+	}
+	if err := os.WriteFile(blocks[0], blk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	b.Restart()
+	nodetest.Eventually(t, 30*time.Second, "a's transactions readable again on b", func() bool {
+		got := streamPayloads(t, b.Conn(t), "txn.data.dog.a")
+		if len(got) != 50 {
+			return false
+		}
+		for i, p := range got {
+			if p != fmt.Sprintf("a-%d", i) {
+				return false // a read racing the re-fetch's purge and import
+			}
+		}
+		return true
+	})
+	// Settled: each once, in order, and nothing more arrives.
+	nodetest.Consistently(t, 2*time.Second, "a's transactions on b stay 50", func() bool {
+		return procCount(t, b, "txn.data.dog.a") == 50
+	})
+	logb, _ := os.ReadFile(b.LogPath)
+	if !strings.Contains(string(logb), `"subject":"txn.data.dog.a"`) || !strings.Contains(string(logb), "unreadable records") {
+		t.Fatalf("the unreadable transaction was not reported:\n%s", logb)
+	}
+	nodetest.Eventually(t, 20*time.Second, "/readyz not degraded once fetched again", func() bool {
+		return procHTTPGet(t, b, "/readyz") == "200 ok\n"
+	})
+	d := procOp(t, b, "describe_all", map[string]any{}).JSON(t)["data"].(map[string]any)["dog"].(map[string]any)
+	// nats-server 2.15 keeps counting the corrupt record after the purge
+	// (messages 51): what a reader gets is checked above.
+	if d["lost"] != nil || d["error"] != nil {
+		t.Fatalf("describe_all dog = %v", d)
+	}
+	t.Logf("describe_all dog after the re-fetch: %v", d)
+}

@@ -22,7 +22,8 @@ import (
 // and nats-server 2.15 does not always say so (StreamState.Lost stayed empty
 // for a truncated and for a corrupted block). So at a clean stop the node
 // writes how many transactions the stream holds per subject, and at the next
-// start compares: what is missing is lost. A peer's transactions the node had
+// start compares: what is missing is lost. Then it reads the stream through
+// once: a record that is counted but cannot be read is lost too. A peer's transactions the node had
 // replicated are fetched again from the peer (the subscription is re-sourced:
 // the peer's transactions of that table are purged here and imported again
 // from the subscription's start, so each arrives exactly once and in order);
@@ -45,7 +46,10 @@ type TxnLossRecord struct {
 	// RefetchFrom is the peer the transactions are fetched again from;
 	// Recovered is set once this node holds Expected again.
 	RefetchFrom string `json:"refetch_from,omitempty"`
-	Recovered   bool   `json:"recovered,omitempty"`
+	// RefetchEpoch is the subscription epoch that re-sources the table: the
+	// re-fetch has started once the replication worker applied it.
+	RefetchEpoch int64 `json:"refetch_epoch,omitempty"`
+	Recovered    bool  `json:"recovered,omitempty"`
 	// Note qualifies the loss (maxAge expiry can look the same).
 	Note string `json:"note,omitempty"`
 }
@@ -176,6 +180,83 @@ func (l *TxnLoss) Check(ctx context.Context) error {
 	return os.Remove(l.CountsFile)
 }
 
+// ReadThrough reads the stream once (headers only) up to its last sequence
+// at the time of the call and compares what it could read per subject with
+// what the stream's index counts: a corrupt record inside a block stays
+// counted (and shown by describe_all) but can never be read or delivered.
+// Subjects that already have an open loss record are left out (a re-fetch
+// may be purging them). Run once after start; it costs one pass over the
+// stream.
+func (l *TxnLoss) ReadThrough(ctx context.Context) error {
+	s, err := l.Stream.JS.Stream(ctx, TxnStreamName)
+	if err != nil {
+		return err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter("txn.>"))
+	if err != nil {
+		return err
+	}
+	last := info.State.LastSeq
+	if last == 0 || info.State.Msgs == 0 {
+		return nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"txn.>"}, DeliverPolicy: jetstream.DeliverAllPolicy, HeadersOnly: true,
+	})
+	if err != nil {
+		return err
+	}
+	read := map[string]uint64{}
+	for done := false; !done; {
+		batch, err := c.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			if md.Sequence.Stream > last {
+				done = true
+				continue
+			}
+			read[m.Subject()]++
+			if md.Sequence.Stream == last || md.NumPending == 0 {
+				done = true
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		if got == 0 {
+			done = true
+		}
+	}
+	open := map[string]bool{}
+	for _, r := range l.Records() {
+		if !r.Recovered {
+			open[r.Subject] = true
+		}
+	}
+	var found []TxnLossRecord
+	for subj, n := range info.State.Subjects {
+		p := strings.Split(subj, ".")
+		if len(p) != 4 || p[1] == markerDB || open[subj] || read[subj] >= n {
+			continue
+		}
+		found = append(found, TxnLossRecord{Subject: subj, Table: storage.TableKey{Database: p[1], Table: p[2]}, Origin: p[3],
+			Expected: n, Found: read[subj], DetectedAt: time.Now().UTC(), Note: "unreadable records: their block is corrupt"})
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].Subject < found[j].Subject })
+	return l.refetch(found)
+}
+
 // refetch records found losses and re-sources the tables a peer replicates
 // here from that peer.
 func (l *TxnLoss) refetch(found []TxnLossRecord) error {
@@ -195,7 +276,8 @@ func (l *TxnLoss) refetch(found []TxnLossRecord) error {
 	for i, r := range found {
 		total += r.Lost()
 		if r.Origin != l.Stream.Node && subscribed[r.Subject] {
-			found[i].RefetchFrom = r.Origin
+			epoch := time.Now().UnixNano()
+			found[i].RefetchFrom, found[i].RefetchEpoch = r.Origin, epoch
 			if err := l.Store.UpdateNode(r.Origin, func(n *storage.Node, exists bool) (bool, error) {
 				if !exists {
 					return false, nil
@@ -203,7 +285,7 @@ func (l *TxnLoss) refetch(found []TxnLossRecord) error {
 				if j := n.Find(r.Table); j >= 0 {
 					// A new epoch re-sources the table: its transactions from
 					// the peer are purged here and imported again.
-					n.Subscriptions[j].Epoch = time.Now().UnixNano()
+					n.Subscriptions[j].Epoch = epoch
 				}
 				return true, nil
 			}); err != nil {
@@ -254,9 +336,13 @@ func (l *TxnLoss) save() error {
 	return l.Store.SetMeta(txnLossMetaKey, string(b))
 }
 
-// Watch marks re-fetched losses recovered once the stream holds what it
-// held at the clean stop again. It runs until ctx ends.
+// Watch reads the stream through once (ReadThrough), then marks re-fetched
+// losses recovered once the stream holds what it held again. It runs until
+// ctx ends.
 func (l *TxnLoss) Watch(ctx context.Context) {
+	if err := l.ReadThrough(ctx); err != nil && ctx.Err() == nil {
+		l.Log.Warn("could not read the transaction stream through to check for unreadable transactions", zap.Error(err))
+	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -280,10 +366,17 @@ func (l *TxnLoss) Watch(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		// Re-sourced (the worker applied the epoch: the old records were
+		// purged) and holding as many as before.
+		started := map[string]bool{}
+		for _, r := range pending {
+			applied, err := l.Store.AppliedEpoch(r.RefetchFrom, r.Table)
+			started[r.Subject] = err == nil && applied >= r.RefetchEpoch
+		}
 		changed := false
 		l.mu.Lock()
 		for i, r := range l.records {
-			if r.RefetchFrom != "" && !r.Recovered && c.Subjects[r.Subject] >= r.Expected {
+			if r.RefetchFrom != "" && !r.Recovered && started[r.Subject] && c.Subjects[r.Subject] >= r.Expected {
 				l.records[i].Recovered = true
 				changed = true
 				l.Log.Info("lost transactions fetched again", zap.String("subject", r.Subject), zap.String("peer", r.RefetchFrom), zap.Uint64("count", r.Lost()))
