@@ -2,15 +2,25 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/clusterd/clusterd/node"
+	"github.com/clusterd/clusterd/node/nodetest"
 )
 
 // `config check` shows which operations API listeners will run, and loads
@@ -96,5 +106,119 @@ func TestTokenPrintsAWorkingHTTPSExample(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), `"node_name":"n1"`) {
 		t.Fatalf("the printed example: %v\n%s", err, out)
+	}
+}
+
+// testCA issues server and client certificates for tests.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	file string
+}
+
+func newTestCA(t *testing.T) testCA {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "status-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	file := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return testCA{cert: c, key: key, file: file}
+}
+
+// issue writes a certificate for cn (server and client use, 127.0.0.1).
+func (ca testCA) issue(t *testing.T, cn string) (certFile, keyFile string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalPKCS8PrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, cn+".pem"), filepath.Join(dir, cn+"-key.pem")
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
+}
+
+// httpsNode starts a node serving HTTPS only on a free port, with its
+// config written to a file (what --config reads).
+func httpsNode(t *testing.T, tune func(*node.Config)) (*node.Node, string) {
+	t.Helper()
+	cfg := nodetest.Config(t, "n1")
+	cfg.OperationsAPI.Network.Port, cfg.OperationsAPI.Network.SecurePort = node.Off, freePorts(t, 1)[0]
+	if tune != nil {
+		tune(&cfg)
+	}
+	y, err := cfg.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := nodetest.Start(t, cfg)
+	return n, writeConfig(t, string(y))
+}
+
+// `clusterd status --http https://…`: trusts the CA given with --ca, or the
+// one of --config's node (here its self-signed certificate); says what to
+// do when the certificate is not trusted.
+func TestStatusOverHTTPS(t *testing.T) {
+	t.Setenv("CLUSTERD_TOKEN", "")
+	n, cfgFile := httpsNode(t, nil)
+	tok := nodetest.SuperUser(t, n)
+	url := fmt.Sprintf("https://127.0.0.1:%d", n.HTTPSPort())
+	if _, err := runStatus(t, "--http", url, "--token", tok); err == nil || !strings.Contains(err.Error(), "pass --ca with the CA file") {
+		t.Fatalf("without the CA: %v", err)
+	}
+	caFile, _ := n.Config.SelfSignedFiles()
+	for _, args := range [][]string{
+		{"--http", url, "--token", tok, "--ca", caFile},
+		{"--http", url, "--config", cfgFile}, // the token and the CA from the node's config
+	} {
+		out, err := runStatus(t, args...)
+		if err != nil || !strings.Contains(out, "clusterd status of n1 at ") {
+			t.Fatalf("status %v: %v\n%s", args, err, out)
+		}
+	}
+	if _, err := runStatus(t, "--http", strings.Replace(url, "https:", "http:", 1), "--token", tok, "--ca", caFile); err == nil ||
+		!strings.Contains(err.Error(), "--ca, --cert and --key are for HTTPS") {
+		t.Fatalf("--ca with http://: %v", err)
+	}
+}
+
+// With operationsApi.network.mtls, a client certificate stands in for the
+// token: it authenticates as the stored user its common name names.
+func TestStatusOverHTTPSWithAClientCertificate(t *testing.T) {
+	t.Setenv("CLUSTERD_TOKEN", "")
+	t.Chdir(t.TempDir()) // no ./clusterd-data issuer key to sign a token with
+	ca := newTestCA(t)
+	n, _ := httpsNode(t, func(c *node.Config) {
+		cert, key := ca.issue(t, "server")
+		c.TLS = node.TLS{Certificate: cert, PrivateKey: key, CertificateAuthority: ca.file}
+		c.OperationsAPI.Network.MTLS = node.MTLS{Enabled: true, Required: true}
+	})
+	url := fmt.Sprintf("https://127.0.0.1:%d", n.HTTPSPort())
+	adminCert, adminKey := ca.issue(t, "admin") // the node's first-start super_user
+	out, err := runStatus(t, "--http", url, "--ca", ca.file, "--cert", adminCert, "--key", adminKey)
+	if err != nil || !strings.Contains(out, "clusterd status of n1 at ") {
+		t.Fatalf("status with a client certificate: %v\n%s", err, out)
+	}
+	if _, err := runStatus(t, "--http", url, "--ca", ca.file, "--token", nodetest.SuperUser(t, n)); err == nil || !strings.Contains(err.Error(), "pass --cert and --key") {
+		t.Fatalf("status without the required client certificate: %v", err)
+	}
+	if _, err := runStatus(t, "--http", url, "--ca", ca.file, "--cert", adminCert); err == nil || !strings.Contains(err.Error(), "--cert and --key go together") {
+		t.Fatalf("--cert without --key: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -31,6 +30,7 @@ type remoteFlags struct {
 	token                         string
 	config                        string
 	timeout                       time.Duration
+	https                         httpsFlags // with --http https://… (remotetls.go)
 }
 
 func (r *remoteFlags) register(fs *flag.FlagSet, withHTTP bool) {
@@ -40,7 +40,8 @@ func (r *remoteFlags) register(fs *flag.FlagSet, withHTTP bool) {
 	fs.StringVar(&r.creds, "creds", "", "NATS credentials file (with --server)")
 	fs.StringVar(&r.context, "context", "", "nats CLI context to connect with (default: the selected one, as the nats CLI)")
 	if withHTTP {
-		fs.StringVar(&r.httpURL, "http", "", "ask over HTTP instead: a node's operations API URL, e.g. http://127.0.0.1:9925")
+		fs.StringVar(&r.httpURL, "http", "", "ask over HTTP instead: a node's operations API URL, e.g. http://127.0.0.1:9925 or https://node1:9925 (with --ca)")
+		r.https.register(fs)
 	}
 	fs.StringVar(&r.token, "token", "", "super_user token (default: $CLUSTERD_TOKEN, else one signed with the issuer key of --config)")
 	fs.StringVar(&r.config, "config", "", "the node's config file, to sign a token with its issuer key (env overrides apply)")
@@ -217,10 +218,12 @@ func (h httpCaller) call(ctx context.Context, op string, req, reply any) error {
 		return err
 	}
 	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set("Authorization", "Bearer "+h.token)
+	if h.token != "" {
+		hr.Header.Set("Authorization", "Bearer "+h.token)
+	}
 	resp, err := h.hc.Do(hr)
 	if err != nil {
-		return fmt.Errorf("clusterd %s on %s: %w", op, h.url, err)
+		return fmt.Errorf("clusterd %s on %s: %w%s", op, h.url, err, tlsHint(err))
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -251,16 +254,21 @@ func (h httpCaller) close()                  {}
 // dial returns a caller as the flags say.
 func (r *remoteFlags) dial() (opsCaller, error) {
 	tok, err := r.bearer()
-	if err != nil {
-		return nil, err
+	if err != nil && !r.https.clientCert() {
+		return nil, err // a client certificate may stand in for a token
 	}
 	if r.httpURL != "" {
 		if r.server != "" || r.context != "" {
 			return nil, errors.New("--http asks one node over HTTP: leave out --server and --context")
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		if tr.TLSClientConfig, err = r.httpsConfig(); err != nil {
+			return nil, err
+		}
 		return httpCaller{url: r.httpURL, token: tok, hc: &http.Client{Transport: tr, Timeout: r.timeout}}, nil
+	}
+	if err != nil {
+		return nil, err
 	}
 	nc, err := r.connectNATS()
 	if err != nil {

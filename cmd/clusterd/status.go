@@ -37,7 +37,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) error {
 	watch := fs.Bool("watch", false, "refresh until Ctrl-C")
 	every := fs.Duration("interval", 2*time.Second, "refresh interval with --watch")
 	asJSON := fs.Bool("json", false, "print JSON (one object per refresh) instead of tables")
-	if err := parseFlags(fs, args, stdout, "clusterd status [--server URL --user U --password P | --context NAME | --http URL] [--token T | --config FILE] [--node NAME] [--watch] [--json]"); err != nil {
+	if err := parseFlags(fs, args, stdout, "clusterd status [--server URL --user U --password P | --context NAME | --http URL [--ca FILE] [--cert FILE --key FILE]] [--token T | --config FILE] [--node NAME] [--watch] [--json]"); err != nil {
 		return err
 	}
 	if *nodeName != "" && r.httpURL != "" {
