@@ -30,7 +30,8 @@ var goTypeWords = regexp.MustCompile(`Go (struct|value)|json: |\b(u?int(8|16|32|
 // when bad input names another node (docs/operations.md).
 var documented5xx = []string{"Unable to ", "Error returned from remote node ", "Failed to configure the cluster.", "The node is not connected to the mesh yet"}
 
-// desired is the state a refused request must not change.
+// desired is the state a refused request must not change: routes, nodes,
+// tables, users and roles.
 func desired(t *testing.T, n *node.Node) string {
 	t.Helper()
 	r, err := n.Store.Routes()
@@ -45,7 +46,15 @@ func desired(t *testing.T, n *node.Node) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal([]any{r, ns, ts})
+	us, err := n.Store.Users()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := n.Store.Roles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal([]any{r, ns, ts, us, rs})
 	return string(b)
 }
 
@@ -152,4 +161,36 @@ func FuzzOpClusterNetwork(f *testing.F) {
 func FuzzOpPurgeStream(f *testing.F) {
 	fuzzOperation(f, "purge_stream", `{"table":"dog","options":{"keep":"1e400"}}`, `{"table":"dog","options":{"seq":9007199254740992}}`,
 		`{"table":"dog","options":{"filter":"txn.data.dog.>"}}`, `{"table":"dog","options":{"keep":1,"seq":1}}`)
+}
+
+// HarperDB's user and role operations (the seeds add a user "bob" first
+// where the operation needs one).
+func FuzzOpAddUser(f *testing.F) {
+	fuzzOperation(f, "add_user", `{"username":"bob","password":"pw","role":"super_user","active":true}`,
+		`{"username":"b\u0000b","password":"pw","role":"super_user","active":"true"}`, `{"username":"bob","password":1e400,"role":"x","active":true}`)
+}
+func FuzzOpAlterUser(f *testing.F) {
+	fuzzOperation(f, "alter_user", `{"username":"admin","active":false}`, `{"username":"nobody","password":"x"}`)
+}
+func FuzzOpDropUser(f *testing.F) {
+	fuzzOperation(f, "drop_user", `{"username":"nobody"}`, `{"username":""}`)
+}
+func FuzzOpUserInfo(f *testing.F)  { fuzzOperation(f, "user_info", `{"username":"x"}`) }
+func FuzzOpListUsers(f *testing.F) { fuzzOperation(f, "list_users", `{"limit":1e400}`) }
+func FuzzOpListRoles(f *testing.F) { fuzzOperation(f, "list_roles", `{"x":[]}`) }
+func FuzzOpAddRole(f *testing.F) {
+	fuzzOperation(f, "add_role", `{"role":"ops","permission":{"super_user":true}}`, `{"role":"ops","permission":{"super_user":"maybe"}}`,
+		`{"role":"o\u2028ps","permission":{}}`)
+}
+func FuzzOpAlterRole(f *testing.F) {
+	fuzzOperation(f, "alter_role", `{"id":"nope","permission":{"cluster_user":true}}`, `{"id":1e30,"permission":{}}`)
+}
+func FuzzOpDropRole(f *testing.F) {
+	fuzzOperation(f, "drop_role", `{"id":"nope"}`, `{"id":"super_user"}`)
+}
+func FuzzOpCreateAuthenticationTokens(f *testing.F) {
+	fuzzOperation(f, "create_authentication_tokens", `{"username":"admin","password":"wrong"}`, `{"username":"nobody","password":""}`)
+}
+func FuzzOpRefreshOperationToken(f *testing.F) {
+	fuzzOperation(f, "refresh_operation_token", `{"refresh_token":"x.y.z"}`, `{"refresh_token":"eyJhbGciOiJub25lIn0.e30."}`)
 }
