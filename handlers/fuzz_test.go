@@ -31,7 +31,7 @@ func FuzzRequestDecoders(f *testing.F) {
 	disabled.ClusteringEnabled = false
 	caller := events.Caller{User: "fuzz", Role: events.SuperUser}
 	ops := map[string]runner{
-		"set_routes": o.SetRoutes, "delete_routes": o.DeleteRoutes, "create_table": o.CreateTable,
+		"set_routes": o.run("cluster_set_routes"), "delete_routes": o.run("cluster_delete_routes"), "create_table": o.run("create_table"),
 		// With clustering disabled these stop before any peer call.
 		"add_node": disabled.run("add_node"), "remove_node": disabled.run("remove_node"), "configure_cluster": disabled.run("configure_cluster"),
 		// purge_stream validates fully, then stops at the clustering check.

@@ -36,10 +36,10 @@ func TestNamesRefusedByOneRule(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := reject(t, o, o.CreateTable, fmt.Sprintf(`{"table":%s}`, mustJSON(t, c.table))); got != "'table' "+c.want {
+			if got := reject(t, o, o.run("create_table"), fmt.Sprintf(`{"table":%s}`, mustJSON(t, c.table))); got != "'table' "+c.want {
 				t.Fatalf("create_table: %s", got)
 			}
-			if got := reject(t, o, o.CreateTable, fmt.Sprintf(`{"database":%s,"table":"ok"}`, mustJSON(t, c.table))); got != "'database' "+c.want {
+			if got := reject(t, o, o.run("create_table"), fmt.Sprintf(`{"database":%s,"table":"ok"}`, mustJSON(t, c.table))); got != "'database' "+c.want {
 				t.Fatalf("create_table database: %s", got)
 			}
 			if got := reject(t, o, o.run("add_node"), sub(c.table)); got != "'subscriptions[0].table' "+c.want {
@@ -54,7 +54,7 @@ func TestNamesRefusedByOneRule(t *testing.T) {
 		})
 	}
 	// Invalid UTF-8 cannot be written as a Go string literal in JSON: raw bytes.
-	if got := reject(t, o, o.CreateTable, "{\"table\":\"bad\xffname\"}"); got != "'table' invalid, must be valid UTF-8" {
+	if got := reject(t, o, o.run("create_table"), "{\"table\":\"bad\xffname\"}"); got != "'table' invalid, must be valid UTF-8" {
 		t.Fatalf("invalid UTF-8: %s", got)
 	}
 	tables, err := o.Store.Tables()
@@ -63,7 +63,7 @@ func TestNamesRefusedByOneRule(t *testing.T) {
 	}
 	// Names nats-server and terminals have no trouble with stay accepted.
 	for _, ok := range []string{"dog", "Hund_2", "chien-é", "犬", "a$b", "emoji🐕"} {
-		accept(t, o.CreateTable, fmt.Sprintf(`{"table":%q}`, ok))
+		accept(t, o.run("create_table"), fmt.Sprintf(`{"table":%q}`, ok))
 	}
 }
 

@@ -59,9 +59,9 @@ type Ops struct {
 func (o *Ops) Operations() []events.Operation {
 	nodeDeadline := o.nodeOpDeadline()
 	return append([]events.Operation{
-		{Name: "cluster_set_routes", Handler: "setRoutes", Mutating: true, Run: o.SetRoutes},
-		{Name: "cluster_get_routes", Handler: "getRoutes", Run: o.GetRoutes},
-		{Name: "cluster_delete_routes", Handler: "deleteRoutes", Mutating: true, Run: o.DeleteRoutes},
+		{Name: "cluster_set_routes", Handler: "setRoutes", Mutating: true, Run: typed(nil, schemaOf(setRoutesSchema), o.SetRoutes)},
+		{Name: "cluster_get_routes", Handler: "getRoutes", Run: typed(nil, noSchema, o.GetRoutes)},
+		{Name: "cluster_delete_routes", Handler: "deleteRoutes", Mutating: true, Run: typed(nil, schemaOf(deleteRoutesSchema), o.DeleteRoutes)},
 		{Name: "add_node", Handler: "addNode", Mutating: true, Deadline: nodeDeadline,
 			Run: typed(o.requireClustering, o.nodeSchema, o.AddNode)},
 		{Name: "update_node", Handler: "updateNode", Mutating: true, Deadline: nodeDeadline,
@@ -72,8 +72,8 @@ func (o *Ops) Operations() []events.Operation {
 			Run: typed(o.requireClustering, o.removeNodeSchema, o.RemoveNode)},
 		{Name: "configure_cluster", Handler: "configureCluster", Mutating: true, Deadline: nodeDeadline,
 			Run: typed(o.requireClustering, o.configureSchema, o.ConfigureCluster)},
-		{Name: "create_table", Handler: "createTable", Mutating: true, Run: o.CreateTable},
-		{Name: "describe_all", Handler: "describeAll", Run: o.DescribeAll},
+		{Name: "create_table", Handler: "createTable", Mutating: true, Run: typed(nil, schemaOf(createTableSchema), o.CreateTable)},
+		{Name: "describe_all", Handler: "describeAll", Run: typed(nil, noSchema, o.DescribeAll)},
 		{Name: "cluster_status", Handler: "clusterStatus", Run: o.ClusterStatus},
 		{Name: "cluster_network", Handler: "clusterNetwork", Run: o.ClusterNetwork},
 		{Name: "purge_stream", Handler: "purgeStream", Mutating: true, Run: o.PurgeStream},

@@ -25,7 +25,7 @@ var purgeStreamSchema = Schema{
 }
 
 type purgeStreamRequest struct {
-	tableRequest
+	TableRequest
 	Options struct {
 		Keep   *uint64 `json:"keep"`
 		Seq    *uint64 `json:"seq"`

@@ -64,11 +64,7 @@ func indexOf(list []storage.Route, r storage.Route) int {
 
 // SetRoutes adds routes to the hub or leaf list (upsert: a route already in
 // either list is skipped). Idempotent.
-func (o *Ops) SetRoutes(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	var req SetRoutesRequest
-	if err := decodeInto(body, setRoutesSchema, &req); err != nil {
-		return nil, err
-	}
+func (o *Ops) SetRoutes(ctx context.Context, _ events.Caller, req SetRoutesRequest) (SetRoutesReply, error) {
 	reply := SetRoutesReply{Message: "cluster routes successfully set", Set: []storage.Route{}, Skipped: []storage.Route{}}
 	_, err := o.Store.UpdateRoutes(func(r *storage.Routes) error {
 		reply.Set, reply.Skipped = reply.Set[:0], reply.Skipped[:0]
@@ -90,7 +86,7 @@ func (o *Ops) SetRoutes(ctx context.Context, _ events.Caller, body []byte) (any,
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store routes: %w", err)
+		return SetRoutesReply{}, fmt.Errorf("store routes: %w", err)
 	}
 	if len(reply.Set) > 0 {
 		o.Bus.Publish(events.RoutesChanged)
@@ -99,13 +95,10 @@ func (o *Ops) SetRoutes(ctx context.Context, _ events.Caller, body []byte) (any,
 }
 
 // GetRoutes returns the desired routes.
-func (o *Ops) GetRoutes(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	if _, err := decodeObject(body); err != nil {
-		return nil, err
-	}
+func (o *Ops) GetRoutes(ctx context.Context, _ events.Caller, _ NoRequest) (GetRoutesReply, error) {
 	r, err := o.Store.Routes()
 	if err != nil {
-		return nil, fmt.Errorf("load routes: %w", err)
+		return GetRoutesReply{}, fmt.Errorf("load routes: %w", err)
 	}
 	return GetRoutesReply{Hub: nonNil(r.Hub), Leaf: nonNil(r.Leaf)}, nil
 }
@@ -118,11 +111,7 @@ func nonNil[T any](s []T) []T {
 }
 
 // DeleteRoutes removes each route from the hub list, else the leaf list.
-func (o *Ops) DeleteRoutes(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	var req DeleteRoutesRequest
-	if err := decodeInto(body, deleteRoutesSchema, &req); err != nil {
-		return nil, err
-	}
+func (o *Ops) DeleteRoutes(ctx context.Context, _ events.Caller, req DeleteRoutesRequest) (DeleteRoutesReply, error) {
 	reply := DeleteRoutesReply{Message: "cluster routes successfully deleted", Deleted: []storage.Route{}, Skipped: []storage.Route{}}
 	_, err := o.Store.UpdateRoutes(func(r *storage.Routes) error {
 		reply.Deleted, reply.Skipped = reply.Deleted[:0], reply.Skipped[:0]
@@ -143,7 +132,7 @@ func (o *Ops) DeleteRoutes(ctx context.Context, _ events.Caller, body []byte) (a
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store routes: %w", err)
+		return DeleteRoutesReply{}, fmt.Errorf("store routes: %w", err)
 	}
 	if len(reply.Deleted) > 0 {
 		o.Bus.Publish(events.RoutesChanged)

@@ -116,7 +116,7 @@ func TestSetRoutesValidationMessages(t *testing.T) {
 	o := newOps(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := reject(t, o, o.SetRoutes, c.body); got != c.want {
+			if got := reject(t, o, o.run("cluster_set_routes"), c.body); got != c.want {
 				t.Fatalf("message\n got: %s\nwant: %s", got, c.want)
 			}
 		})
@@ -140,15 +140,15 @@ func TestDeleteRoutesValidationMessages(t *testing.T) {
 		{"port fraction", `{"routes":[{"host":"h","port":"1.5"}]}`, "'routes[0].port' must be an integer"},
 	}
 	o := newOps(t)
-	accept(t, o.SetRoutes, `{"server":"hub","routes":[{"host":"h","port":1}]}`)
+	accept(t, o.run("cluster_set_routes"), `{"server":"hub","routes":[{"host":"h","port":1}]}`)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := reject(t, o, o.DeleteRoutes, c.body); got != c.want {
+			if got := reject(t, o, o.run("cluster_delete_routes"), c.body); got != c.want {
 				t.Fatalf("message\n got: %s\nwant: %s", got, c.want)
 			}
 		})
 	}
-	if got := accept(t, o.GetRoutes, `{}`); got != `{"hub":[{"host":"h","port":1}],"leaf":[]}` {
+	if got := accept(t, o.run("cluster_get_routes"), `{}`); got != `{"hub":[{"host":"h","port":1}],"leaf":[]}` {
 		t.Fatalf("rejected deletes changed routes: %s", got)
 	}
 }
@@ -168,7 +168,7 @@ func TestBodyThatIsNotAJSONObject(t *testing.T) {
 		{"huge", huge, fmt.Sprintf("Invalid JSON body: body is %d bytes, larger than the 1048576 byte limit", len(huge))},
 	}
 	o := newOps(t)
-	ops := map[string]runner{"cluster_set_routes": o.SetRoutes, "cluster_get_routes": o.GetRoutes, "cluster_delete_routes": o.DeleteRoutes}
+	ops := map[string]runner{"cluster_set_routes": o.run("cluster_set_routes"), "cluster_get_routes": o.run("cluster_get_routes"), "cluster_delete_routes": o.run("cluster_delete_routes")}
 	for _, c := range cases {
 		for name, run := range ops {
 			t.Run(c.name+"/"+name, func(t *testing.T) {
@@ -188,7 +188,7 @@ func TestSetRoutesUpsertsAndCoercesNumericStringPorts(t *testing.T) {
 	o := newOps(t)
 	changes := o.Bus.Subscribe(events.RoutesChanged)
 
-	got := accept(t, o.SetRoutes, `{"operation":"cluster_set_routes","server":"hub","routes":[{"host":"10.0.0.1","port":"9932"},{"host":"10.0.0.2","port":9932,"extra":"ignored"}],"unknown":true}`)
+	got := accept(t, o.run("cluster_set_routes"), `{"operation":"cluster_set_routes","server":"hub","routes":[{"host":"10.0.0.1","port":"9932"},{"host":"10.0.0.2","port":9932,"extra":"ignored"}],"unknown":true}`)
 	want := `{"message":"cluster routes successfully set","set":[{"host":"10.0.0.1","port":9932},{"host":"10.0.0.2","port":9932}],"skipped":[]}`
 	if got != want {
 		t.Fatalf("set hub\n got: %s\nwant: %s", got, want)
@@ -203,7 +203,7 @@ func TestSetRoutesUpsertsAndCoercesNumericStringPorts(t *testing.T) {
 	// also when the port is given as a string; a repeat inside one request
 	// is skipped too.
 	before := o.Store.Commits()
-	got = accept(t, o.SetRoutes, `{"server":"leaf","routes":[{"host":"10.0.0.1","port":9932},{"host":"10.0.0.3","port":"9931"},{"host":"10.0.0.3","port":9931},{"host":"10.0.0.2","port":"9932"}]}`)
+	got = accept(t, o.run("cluster_set_routes"), `{"server":"leaf","routes":[{"host":"10.0.0.1","port":9932},{"host":"10.0.0.3","port":"9931"},{"host":"10.0.0.3","port":9931},{"host":"10.0.0.2","port":"9932"}]}`)
 	want = `{"message":"cluster routes successfully set","set":[{"host":"10.0.0.3","port":9931}],"skipped":[{"host":"10.0.0.1","port":9932},{"host":"10.0.0.3","port":9931},{"host":"10.0.0.2","port":9932}]}`
 	if got != want {
 		t.Fatalf("set leaf\n got: %s\nwant: %s", got, want)
@@ -215,7 +215,7 @@ func TestSetRoutesUpsertsAndCoercesNumericStringPorts(t *testing.T) {
 
 	// Nothing new: no write, no announcement.
 	before = o.Store.Commits()
-	got = accept(t, o.SetRoutes, `{"server":"hub","routes":[{"host":"10.0.0.3","port":9931}]}`)
+	got = accept(t, o.run("cluster_set_routes"), `{"server":"hub","routes":[{"host":"10.0.0.3","port":9931}]}`)
 	want = `{"message":"cluster routes successfully set","set":[],"skipped":[{"host":"10.0.0.3","port":9931}]}`
 	if got != want {
 		t.Fatalf("set again\n got: %s\nwant: %s", got, want)
@@ -229,7 +229,7 @@ func TestSetRoutesUpsertsAndCoercesNumericStringPorts(t *testing.T) {
 	default:
 	}
 
-	got = accept(t, o.GetRoutes, ``)
+	got = accept(t, o.run("cluster_get_routes"), ``)
 	want = `{"hub":[{"host":"10.0.0.1","port":9932},{"host":"10.0.0.2","port":9932}],"leaf":[{"host":"10.0.0.3","port":9931}]}`
 	if got != want {
 		t.Fatalf("get\n got: %s\nwant: %s", got, want)
@@ -238,20 +238,20 @@ func TestSetRoutesUpsertsAndCoercesNumericStringPorts(t *testing.T) {
 
 func TestDeleteRoutesFromHubElseLeafWithNumericStrings(t *testing.T) {
 	o := newOps(t)
-	accept(t, o.SetRoutes, `{"server":"hub","routes":[{"host":"a","port":1},{"host":"b","port":2}]}`)
-	accept(t, o.SetRoutes, `{"server":"leaf","routes":[{"host":"c","port":3}]}`)
+	accept(t, o.run("cluster_set_routes"), `{"server":"hub","routes":[{"host":"a","port":1},{"host":"b","port":2}]}`)
+	accept(t, o.run("cluster_set_routes"), `{"server":"leaf","routes":[{"host":"c","port":3}]}`)
 
-	got := accept(t, o.DeleteRoutes, `{"routes":[{"host":"a","port":"1"},{"host":"c","port":"3"},{"host":"a","port":1},{"host":"z","port":9}]}`)
+	got := accept(t, o.run("cluster_delete_routes"), `{"routes":[{"host":"a","port":"1"},{"host":"c","port":"3"},{"host":"a","port":1},{"host":"z","port":9}]}`)
 	want := `{"message":"cluster routes successfully deleted","deleted":[{"host":"a","port":1},{"host":"c","port":3}],"skipped":[{"host":"a","port":1},{"host":"z","port":9}]}`
 	if got != want {
 		t.Fatalf("delete\n got: %s\nwant: %s", got, want)
 	}
-	if got := accept(t, o.GetRoutes, `{}`); got != `{"hub":[{"host":"b","port":2}],"leaf":[]}` {
+	if got := accept(t, o.run("cluster_get_routes"), `{}`); got != `{"hub":[{"host":"b","port":2}],"leaf":[]}` {
 		t.Fatalf("after delete: %s", got)
 	}
 
 	before := o.Store.Commits()
-	got = accept(t, o.DeleteRoutes, `{"routes":[]}`)
+	got = accept(t, o.run("cluster_delete_routes"), `{"routes":[]}`)
 	if got != `{"message":"cluster routes successfully deleted","deleted":[],"skipped":[]}` {
 		t.Fatalf("empty delete: %s", got)
 	}
@@ -263,7 +263,7 @@ func TestDeleteRoutesFromHubElseLeafWithNumericStrings(t *testing.T) {
 func TestGetRoutesEmptyListsAreArrays(t *testing.T) {
 	o := newOps(t)
 	var m map[string]any
-	if err := json.Unmarshal([]byte(accept(t, o.GetRoutes, `{}`)), &m); err != nil {
+	if err := json.Unmarshal([]byte(accept(t, o.run("cluster_get_routes"), `{}`)), &m); err != nil {
 		t.Fatal(err)
 	}
 	if want := map[string]any{"hub": []any{}, "leaf": []any{}}; !reflect.DeepEqual(m, want) {

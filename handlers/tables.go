@@ -16,13 +16,14 @@ var createTableSchema = Schema{
 	{Name: "table", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen, Check: nameToken},
 }
 
-type tableRequest struct {
+// TableRequest names a table (create_table; purge_stream embeds it).
+type TableRequest struct {
 	Database string `json:"database"`
 	Schema   string `json:"schema"`
 	Table    string `json:"table"`
 }
 
-func (r tableRequest) key() storage.TableKey {
+func (r TableRequest) key() storage.TableKey {
 	db := r.Database
 	if db == "" {
 		db = r.Schema
@@ -34,17 +35,13 @@ func (r tableRequest) key() storage.TableKey {
 }
 
 // CreateTable makes this node hold a table (idempotent).
-func (o *Ops) CreateTable(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	var req tableRequest
-	if err := decodeInto(body, createTableSchema, &req); err != nil {
-		return nil, err
-	}
+func (o *Ops) CreateTable(ctx context.Context, _ events.Caller, req TableRequest) (MessageReply, error) {
 	k := req.key()
 	_, err := o.Store.PutTables([]storage.Table{{TableKey: k, Created: time.Now().UTC()}})
 	if err != nil {
-		return nil, fmt.Errorf("record table %s: %w", k, err)
+		return MessageReply{}, fmt.Errorf("record table %s: %w", k, err)
 	}
-	return map[string]string{"message": fmt.Sprintf("table '%s' successfully created.", k)}, nil
+	return MessageReply{Message: fmt.Sprintf("table '%s' successfully created.", k)}, nil
 }
 
 // TableDescription says where a table's transactions are and how many.
@@ -62,11 +59,11 @@ type TableDescription struct {
 	Error string `json:"error,omitempty"`
 }
 
+// DescribeAllReply is describe_all's reply: database -> table -> description.
+type DescribeAllReply map[string]map[string]TableDescription
+
 // DescribeAll lists this node's tables by database with their stream figures.
-func (o *Ops) DescribeAll(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	if _, err := decodeObject(body); err != nil {
-		return nil, err
-	}
+func (o *Ops) DescribeAll(ctx context.Context, _ events.Caller, _ NoRequest) (DescribeAllReply, error) {
 	tables, err := o.Store.Tables()
 	if err != nil {
 		return nil, fmt.Errorf("load tables: %w", err)
@@ -79,7 +76,7 @@ func (o *Ops) DescribeAll(ctx context.Context, _ events.Caller, body []byte) (an
 	if err != nil {
 		return nil, events.Wrap(503, err, "Transaction store is not available yet: "+err.Error())
 	}
-	out := map[string]map[string]TableDescription{}
+	out := DescribeAllReply{}
 	for _, k := range keys {
 		if out[k.Database] == nil {
 			out[k.Database] = map[string]TableDescription{}

@@ -42,3 +42,11 @@ func (o *Ops) requireClustering() error {
 	}
 	return nil
 }
+
+// NoRequest is the request of operations that take no fields (the body must
+// still be a JSON object).
+type NoRequest struct{}
+
+func noSchema() Schema { return nil }
+
+func schemaOf(s Schema) func() Schema { return func() Schema { return s } }
