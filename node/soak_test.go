@@ -113,7 +113,7 @@ func (n *soakNode) name() string { return n.p.Cfg.Clustering.NodeName }
 func (n *soakNode) conn(t *testing.T) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", n.p.Cfg.Clustering.LeafServer.Network.Port),
-		nats.UserInfo(n.p.Cfg.Clustering.User, n.p.Cfg.Clustering.Password), nats.MaxReconnects(-1),
+		nats.UserInfo(n.p.Cfg.Clustering.LeafServer.Operator.User, n.p.Cfg.Clustering.LeafServer.Operator.Password), nats.MaxReconnects(-1),
 		nats.ReconnectWait(50*time.Millisecond), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		t.Fatal(err)
