@@ -38,7 +38,7 @@ type linkFaultCollector struct {
 func (c linkFaultCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c linkFaultCollector) Collect(ch chan<- prometheus.Metric) {
-	counts := map[string]int{topology.FaultDuplicateName: 0, topology.FaultCredentials: 0, topology.FaultTLS: 0, topology.FaultClusterName: 0, topology.FaultUnreachable: 0}
+	counts := map[string]int{topology.FaultDuplicateName: 0, topology.FaultCredentials: 0, topology.FaultTLS: 0, topology.FaultClusterName: 0, topology.FaultRefused: 0, topology.FaultUnreachable: 0}
 	for _, f := range c.faults.Active() {
 		counts[f.Kind]++
 	}
@@ -51,7 +51,7 @@ func (n *Node) registerLinkFaultMetrics() {
 	_ = n.Metrics.Registry.Register(linkFaultCollector{
 		faults: n.Servers.Faults,
 		desc: prometheus.NewDesc("clusterd_link_problems",
-			"Active link problems between this node and others, by kind (duplicate_name, credentials, tls, cluster_name, unreachable); see cluster_status link_problems.",
+			"Active link problems between this node and others, by kind (duplicate_name, credentials, tls, cluster_name, refused, unreachable); see cluster_status link_problems.",
 			[]string{"kind"}, nil),
 	})
 }

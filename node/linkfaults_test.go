@@ -158,6 +158,27 @@ func TestMeshMistakesAreNamed(t *testing.T) {
 	}
 }
 
+// TLS on one node only: the TLS node is unready with a tls problem; the
+// plain-text node, whose routes are closed before they are set up, reports
+// that (not fatal: it cannot tell why).
+func TestTLSOnOneNodeOnlyIsNamedOnBothEnds(t *testing.T) {
+	ca := newCA(t, "ca")
+	a, _ := nodetest.StartLogged(t, tlsConfig(t, ca, "tls1"))
+	b, _ := nodetest.StartLogged(t, nodetest.Config(t, "plain1"))
+	httpOp(t, b, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{nodetest.ClusterRoute(a)}})
+	nodetest.Eventually(t, 60*time.Second, "both ends to name it", func() bool {
+		pa, pb := linkProblems(t, a), linkProblems(t, b)
+		return len(pa) == 1 && pa[0]["kind"] == "tls" && len(pb) == 1 && pb[0]["kind"] == "refused" &&
+			strings.Contains(pb[0]["message"].(string), "clustering.tls must be set on all nodes or on none")
+	})
+	if code, _ := readyz(t, a); code != 503 {
+		t.Fatalf("TLS node /readyz %d", code)
+	}
+	if code, body := readyz(t, b); code != 200 {
+		t.Fatalf("plain node /readyz %d %s", code, body)
+	}
+}
+
 // A route to an address where nothing listens is reported (cluster_status,
 // one warn line) but does not make the node unready: the other end may just
 // be down.

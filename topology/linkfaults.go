@@ -28,6 +28,7 @@ const (
 	FaultCredentials   = "credentials"    // cluster user/password differ between nodes
 	FaultTLS           = "tls"            // TLS handshake between nodes fails
 	FaultClusterName   = "cluster_name"   // clustering.hubServer.cluster.name differs
+	FaultRefused       = "refused"        // the other end closes a route before it is set up
 	FaultUnreachable   = "unreachable"    // nothing answers at a route's address
 )
 
@@ -114,6 +115,11 @@ func classify(own, line string) (LinkFault, bool) {
 		// Keyed by host: the end that accepts sees a new port per attempt.
 		return LinkFault{Kind: FaultClusterName, Link: "route", Remote: host, Fatal: true,
 			Message: fmt.Sprintf("a route with the node at %s is closed because its cluster name differs from this node's: clustering.hubServer.cluster.name must be the same on every node of a mesh", host)}, true
+	case kind == "rid" && msg == "Router connection closed: Client Closed":
+		// Closed by the other end before it said who it is (no "Remote:"
+		// tag): seen on the plain-text end of a route to a node with TLS.
+		return LinkFault{Kind: FaultRefused, Link: "route", Remote: addr,
+			Message: fmt.Sprintf("the route to %s is closed by the node there before it is set up, again and again: clustering.tls must be set on all nodes or on none, and the node there must accept this one", addr)}, true
 	case link != "" && strings.HasPrefix(msg, "authentication error"):
 		return LinkFault{Kind: FaultCredentials, Link: link, Remote: host, Fatal: true,
 			Message: fmt.Sprintf("a node at %s opened a %s to this node with a cluster user or password this node does not accept: clustering.user and clustering.password must be the same on every node", host, link)}, true

@@ -27,6 +27,7 @@ func TestClassifyLinkLines(t *testing.T) {
 		{`127.0.0.1:56666 - rid:7 - TLS route handshake error: remote error: tls: bad certificate`, FaultTLS, "route", "127.0.0.1", true},
 		{`127.0.0.1:14931 - lid:4 - TLS leafnode handshake error: tls: failed to verify certificate: x509: certificate signed by unknown authority`, FaultTLS, "leafnode", "127.0.0.1", true},
 		{`127.0.0.1:44120 - rid:6 - Router connection closed: Cluster Name Conflict`, FaultClusterName, "route", "127.0.0.1", true},
+		{`127.0.0.1:34731 - rid:9 - Router connection closed: Client Closed`, FaultRefused, "route", "127.0.0.1:34731", false},
 		{`Error trying to connect to route (attempt 3): dial tcp 127.0.0.1:1: connect: connection refused`, FaultUnreachable, "route", "127.0.0.1:1", false},
 		{`Error trying to connect as leafnode to remote server "127.0.0.1:2" (attempt 1): dial tcp 127.0.0.1:2: connect: connection refused`, FaultUnreachable, "leafnode", "127.0.0.1:2", false},
 	} {
@@ -40,6 +41,7 @@ func TestClassifyLinkLines(t *testing.T) {
 		`127.0.0.1:50000 - cid:5 - authentication error - User "app"`,                        // a client, not a link
 		`Server is ready`,
 		`127.0.0.1:14932 - rid:7 - Route connection created`,
+		`127.0.0.1:14932 - rid:7 - Router connection closed: Client Closed - Remote: n2-hub`, // a peer that stopped
 	} {
 		if f, ok := classify("n1-hub", line); ok {
 			t.Errorf("%s\n  -> %+v", line, f)

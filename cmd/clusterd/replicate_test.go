@@ -103,6 +103,13 @@ func TestReplicateAcrossFiveNodes(t *testing.T) {
 	}
 	nodetest.Eventually(t, 60*time.Second, "the new writes everywhere", allHold(10))
 	nodetest.Consistently(t, 2*time.Second, "once each", allHold(10))
+	// A healthy mesh reports no link problem anywhere (no false alarms from
+	// the log lines of routes forming, pooling and gossiping).
+	for _, n := range nodes {
+		if lp := nodetest.Op(t, n, "cluster_status", map[string]any{}).JSON(t)["link_problems"]; lp != nil {
+			t.Errorf("%s reports link problems in a healthy mesh: %v", n.Name(), lp)
+		}
+	}
 }
 
 // A node that does not answer fails its pairs (exit 1, named); the others
