@@ -79,10 +79,14 @@ func TestStatusCommandShowsTheClusterAtAGlance(t *testing.T) {
 	}
 
 	// HTTP, the same view.
-	httpOut, err := runStatus(t, "--http", fmt.Sprintf("http://127.0.0.1:%d", a.HTTPPort()), "--token", tok)
-	if err != nil || !rowRe.MatchString(httpOut) {
-		t.Fatalf("--http: %v\n%s", err, httpOut)
-	}
+	// (Waited for as well: a worker pass on either node may briefly report the
+	// subscription as not yet converged again.)
+	var httpOut string
+	nodetest.Eventually(t, 30*time.Second, "--http to show converged replication", func() bool {
+		var err error
+		httpOut, err = runStatus(t, "--http", fmt.Sprintf("http://127.0.0.1:%d", a.HTTPPort()), "--token", tok)
+		return err == nil && rowRe.MatchString(httpOut)
+	})
 	// Through the mesh: b's view, with a's token (the pair does not share an
 	// issuer key, so b's own).
 	meshOut, err := runStatus(t, append(natsArgs(a), "--node", "sb", "--token", nodetest.SuperUser(t, b))...)
@@ -90,12 +94,14 @@ func TestStatusCommandShowsTheClusterAtAGlance(t *testing.T) {
 		t.Fatalf("--node sb: %v\n%s", err, meshOut)
 	}
 	// JSON for scripts.
-	jsonOut, err := runStatus(t, append(natsArgs(a), "--token", tok, "--json")...)
-	var snap statusSnapshot
-	if err != nil || json.Unmarshal([]byte(jsonOut), &snap) != nil || snap.Node != "sa" || len(snap.Status.Connections) != 1 ||
-		!snap.Status.Connections[0].Subscriptions[0].Converged || snap.Network == nil || len(snap.Network.Nodes) != 2 {
-		t.Fatalf("--json: %v\n%s", err, jsonOut)
-	}
+	var jsonOut string
+	nodetest.Eventually(t, 30*time.Second, "--json to show converged replication", func() bool {
+		var err error
+		jsonOut, err = runStatus(t, append(natsArgs(a), "--token", tok, "--json")...)
+		var snap statusSnapshot
+		return err == nil && json.Unmarshal([]byte(jsonOut), &snap) == nil && snap.Node == "sa" && len(snap.Status.Connections) == 1 &&
+			snap.Status.Connections[0].Subscriptions[0].Converged && snap.Network != nil && len(snap.Network.Nodes) == 2
+	})
 
 	// A route to nothing, and the peer down.
 	dead := nodetest.FreePort(t)
