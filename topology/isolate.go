@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/clusterd/clusterd/storage"
 )
@@ -48,4 +49,14 @@ func (r *ReplicationReconciler) setSourcesIsolating(ctx context.Context, keep, a
 		applied = try
 	}
 	return applied, nil
+}
+
+// forgetDeparted drops bookkeeping of shards no longer on the stream (their
+// peer was removed), so the map stays as large as the current setup.
+func forgetDeparted(m map[string]time.Time, current map[string][]sourceGroup) {
+	for k := range m {
+		if _, ok := current[k]; !ok {
+			delete(m, k)
+		}
+	}
 }

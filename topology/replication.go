@@ -298,6 +298,7 @@ func (r *ReplicationReconciler) mergeGroups(ctx context.Context, have []sourceGr
 	if r.lastMerge == nil {
 		r.lastMerge = map[string]time.Time{}
 	}
+	forgetDeparted(r.lastMerge, byShard)
 	var key string
 	for k, gs := range byShard {
 		if len(gs) > 1 && time.Since(r.lastMerge[k]) > mergeInterval {
