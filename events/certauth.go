@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"errors"
 
 	"github.com/clusterd/clusterd/auth"
@@ -18,11 +19,24 @@ type UserLookup interface {
 // with that user's credentials); else the user a verified client
 // certificate names, who must be an active stored user and gets that
 // user's role; else the header's refusal ("Must login").
-func (d *Dispatcher) authenticate(req Request) (auth.Caller, error) {
+func (d *Dispatcher) authenticate(req Request) (auth.Caller, error) { return authenticate(d.auth, req) }
+
+type clientCertUserKey struct{}
+
+// CallerOf authenticates the request a public operation
+// (create_authentication_tokens) serves, as the dispatcher authenticates
+// every other one: its Authorization header, else its verified client
+// certificate's user.
+func CallerOf(ctx context.Context, a Authenticator) (auth.Caller, error) {
+	user, _ := ctx.Value(clientCertUserKey{}).(string)
+	return authenticate(a, Request{Authorization: AuthorizationOf(ctx), ClientCertUser: user})
+}
+
+func authenticate(a Authenticator, req Request) (auth.Caller, error) {
 	if req.Authorization != "" || req.ClientCertUser == "" {
-		return d.auth.Authenticate(req.Authorization)
+		return a.Authenticate(req.Authorization)
 	}
-	users, ok := d.auth.(UserLookup)
+	users, ok := a.(UserLookup)
 	if !ok {
 		return auth.Caller{}, &auth.Refusal{Status: 401, Message: "Unauthorized: this node cannot look up the user of a client certificate; send an Authorization header"}
 	}

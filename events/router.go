@@ -257,7 +257,8 @@ func (d *Dispatcher) authMiddleware(h message.HandlerFunc) message.HandlerFunc {
 			// These operations check credentials themselves, from the body
 			// or from the header.
 			ex.op = op
-			msg.SetContext(context.WithValue(msg.Context(), authorizationKey{}, ex.req.Authorization))
+			ctx := context.WithValue(msg.Context(), authorizationKey{}, ex.req.Authorization)
+			msg.SetContext(context.WithValue(ctx, clientCertUserKey{}, ex.req.ClientCertUser))
 			return h(msg)
 		}
 		caller, err := d.authenticate(ex.req)

@@ -708,7 +708,8 @@ func (u *UserOps) ListRoles(ctx context.Context, _ events.Caller, body []byte) (
 
 // CreateTokens is create_authentication_tokens: the operation and refresh
 // token of the user named in the body (its password checked), or, without
-// username and password, of the caller the Authorization header names.
+// username and password, of the caller the Authorization header (else a
+// verified client certificate) names.
 func (u *UserOps) CreateTokens(ctx context.Context, _ events.Caller, body []byte) (any, error) {
 	var req struct {
 		Username *string `json:"username"`
@@ -720,7 +721,7 @@ func (u *UserOps) CreateTokens(ctx context.Context, _ events.Caller, body []byte
 	var tok auth.Token
 	switch {
 	case req.Username == nil && req.Password == nil:
-		c, err := u.Auth.Authenticate(events.AuthorizationOf(ctx))
+		c, err := events.CallerOf(ctx, u.Auth) // the header, else a client certificate's user
 		if err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -117,7 +118,7 @@ func httpsURL(n *node.Node) string { return fmt.Sprintf("https://127.0.0.1:%d", 
 // the metrics and the operations.
 func servesEverything(t *testing.T, c *http.Client, base, token string) {
 	t.Helper()
-	for path, want := range map[string]string{"/livez": "ok", "/readyz": "ok", "/metrics": "clusterd_build_info"} {
+	for path, want := range map[string]string{"/livez": "ok", "/health": "ok", "/readyz": "ok", "/metrics": "clusterd_build_info"} {
 		var r httpReply
 		var err error
 		nodetest.Eventually(t, 30*time.Second, base+path, func() bool {
@@ -240,6 +241,21 @@ func TestHTTPSClientCertificates(t *testing.T) {
 			if err != nil || r.status != c.status || !strings.Contains(r.body, c.body) {
 				t.Errorf("%s: %d %q %v, want %d %s", c.name, r.status, r.body, err, c.status, c.body)
 			}
+		}
+		// create_authentication_tokens without credentials in the body:
+		// the certificate's user gets the tokens.
+		r, err := post(httpsClient(t, ca.file, certFor("carl")), url, "", `{"operation":"create_authentication_tokens"}`)
+		var toks struct {
+			Op string `json:"operation_token"`
+		}
+		if err != nil || r.status != 200 || json.Unmarshal([]byte(r.body), &toks) != nil || toks.Op == "" {
+			t.Fatalf("create_authentication_tokens with a certificate: %d %q %v", r.status, r.body, err)
+		}
+		if r, err := post(httpsClient(t, ca.file, nil), url, toks.Op, get); err != nil || r.status != 200 {
+			t.Fatalf("the certificate user's operation token: %d %q %v", r.status, r.body, err)
+		}
+		if r, err := post(httpsClient(t, ca.file, certFor("nobody")), url, "", `{"operation":"create_authentication_tokens"}`); err != nil || r.status != 401 {
+			t.Fatalf("create_authentication_tokens with a certificate naming no user: %d %q %v", r.status, r.body, err)
 		}
 		// A deactivated or dropped user's certificate stops working at once.
 		op(`{"operation":"alter_user","username":"carl","active":false}`)
