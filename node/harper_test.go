@@ -509,3 +509,36 @@ func TestHarperDBWireDetails(t *testing.T) {
 		t.Fatalf("cluster_status with b down: %s", r.Body)
 	}
 }
+
+// No log line, at any level, carries a password or a token: not the admin's,
+// not one sent to add_user or alter_user, not a wrong one, not an operation
+// token.
+func TestLogsCarryNoPasswordOrToken(t *testing.T) {
+	n, logs := nodetest.StartLogged(t, nodetest.Config(t, "quiet"))
+	secrets := []string{nodetest.AdminPassword, "first-Secret-1", "second-Secret-2", "wrong-Guess-3"}
+	for _, body := range []string{
+		`{"operation":"add_user","username":"hal","password":"first-Secret-1","role":"super_user","active":true}`,
+		`{"operation":"alter_user","username":"hal","password":"second-Secret-2"}`,
+		`{"operation":"add_user","username":"hal","password":"first-Secret-1","role":"super_user","active":true}`,
+	} {
+		httpRaw(t, n.HTTPPort(), adminBasic, body)
+	}
+	httpRaw(t, n.HTTPPort(), basicAuth("hal", "wrong-Guess-3"), `{"operation":"cluster_get_routes"}`)
+	r := httpRaw(t, n.HTTPPort(), "", `{"operation":"create_authentication_tokens","username":"hal","password":"second-Secret-2"}`)
+	var toks sdkTokens
+	decode(t, "create_authentication_tokens", r, &toks)
+	secrets = append(secrets, toks.OperationToken, toks.RefreshToken)
+	httpRaw(t, n.HTTPPort(), "Bearer "+toks.OperationToken, `{"operation":"cluster_get_routes"}`)
+	httpRaw(t, n.HTTPPort(), "", `{"operation":"refresh_operation_token","refresh_token":"`+toks.RefreshToken+`"}`)
+	if logs.Len() == 0 {
+		t.Fatal("no log lines to check")
+	}
+	for _, e := range logs.All() {
+		line := e.Message + fmt.Sprint(e.ContextMap())
+		for _, s := range secrets {
+			if strings.Contains(line, s) {
+				t.Fatalf("log line shows a secret: %s", line)
+			}
+		}
+	}
+}
