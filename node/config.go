@@ -69,6 +69,11 @@ type OpsNetwork struct {
 	HeadersTimeout   time.Duration `yaml:"headersTimeout"`
 	Timeout          time.Duration `yaml:"timeout"`
 	KeepAliveTimeout time.Duration `yaml:"keepAliveTimeout"`
+	// CORS answers browsers' cross-origin requests (HarperDB Studio) from
+	// the origins in CORSAccessList, or from any origin when it is empty;
+	// HarperDB's keys and default (on).
+	CORS           bool     `yaml:"cors"`
+	CORSAccessList []string `yaml:"corsAccessList"`
 }
 
 type Auth struct {
@@ -182,7 +187,7 @@ func Default() Config {
 	return Config{
 		RootPath: "./clusterd-data",
 		OperationsAPI: OperationsAPI{Network: OpsNetwork{Host: "127.0.0.1", Port: 9925, SecurePort: Off,
-			MaxConnections: 1000, HeadersTimeout: 5 * time.Second, Timeout: 10 * time.Second, KeepAliveTimeout: 5 * time.Second}},
+			MaxConnections: 1000, HeadersTimeout: 5 * time.Second, Timeout: 10 * time.Second, KeepAliveTimeout: 5 * time.Second, CORS: true}},
 		Logging: Logging{Level: "info", Format: "json"},
 		Clustering: Clustering{
 			Enabled:  true,

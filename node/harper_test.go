@@ -542,3 +542,56 @@ func TestLogsCarryNoPasswordOrToken(t *testing.T) {
 		}
 	}
 }
+
+// HarperDB Studio in a browser: its preflight is answered, and the reply to
+// its request carries the origin, as HarperDB's operationsApi.network.cors
+// does by default; corsAccessList limits the origins.
+func TestBrowserClientsGetCORS(t *testing.T) {
+	studio := "https://studio.harperdb.io"
+	do := func(n *node.Node, method, origin string, preflight bool) *http.Response {
+		t.Helper()
+		var body *strings.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader(`{"operation":"user_info"}`)
+		} else {
+			body = strings.NewReader("")
+		}
+		req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d/", n.HTTPPort()), body)
+		req.Header.Set("Origin", origin)
+		if preflight {
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+		} else {
+			req.Header.Set("Authorization", adminBasic)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	open := nodetest.StartNamed(t, "cors")
+	if r := do(open, http.MethodOptions, studio, true); r.StatusCode != 204 || r.Header.Get("Access-Control-Allow-Origin") != studio ||
+		!strings.Contains(r.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("preflight: %d %v", r.StatusCode, r.Header)
+	}
+	if r := do(open, http.MethodPost, studio, false); r.StatusCode != 200 || r.Header.Get("Access-Control-Allow-Origin") != studio {
+		t.Fatalf("request: %d %v", r.StatusCode, r.Header)
+	}
+	cfg := nodetest.Config(t, "cors-listed")
+	cfg.OperationsAPI.Network.CORSAccessList = []string{studio}
+	listed := nodetest.Start(t, cfg)
+	if r := do(listed, http.MethodOptions, "https://elsewhere.example", true); r.StatusCode == 204 || r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("unlisted origin's preflight: %d %v", r.StatusCode, r.Header)
+	}
+	if r := do(listed, http.MethodOptions, studio, true); r.StatusCode != 204 {
+		t.Fatalf("listed origin's preflight: %d %v", r.StatusCode, r.Header)
+	}
+	cfg = nodetest.Config(t, "cors-off")
+	cfg.OperationsAPI.Network.CORS = false
+	off := nodetest.Start(t, cfg)
+	if r := do(off, http.MethodPost, studio, false); r.StatusCode != 200 || r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("cors off: %d %v", r.StatusCode, r.Header)
+	}
+}

@@ -43,6 +43,9 @@ func (l *apiListener) port() int {
 func (n *Node) startHTTP() error {
 	nw := n.Config.OperationsAPI.Network
 	handler := events.HTTPHandler(n.dispatcher, n.Metrics, n)
+	if nw.CORS {
+		handler = events.WithCORS(handler, nw.CORSAccessList)
+	}
 	lim := effectiveHTTPLimits(nw, raiseFDLimit())
 	n.log.Info("operations API limits", zap.Int("max_connections", lim.MaxConnections), zap.Uint64("fd_limit", lim.FDLimit),
 		zap.Duration("headers_timeout", lim.HeadersTimeout), zap.Duration("timeout", lim.Timeout), zap.Duration("keep_alive_timeout", lim.KeepAliveTimeout))

@@ -3,6 +3,7 @@ package node_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -85,7 +86,7 @@ operationsApi:
 	if err != nil {
 		t.Fatalf("printed config does not load: %v\n%s", err, b)
 	}
-	if b2, _ := back.YAML(); string(b2) != string(b) || back.OperationsTLS() != c.OperationsTLS() || back.OperationsAPI != c.OperationsAPI {
+	if b2, _ := back.YAML(); string(b2) != string(b) || back.OperationsTLS() != c.OperationsTLS() || !reflect.DeepEqual(back.OperationsAPI, c.OperationsAPI) {
 		t.Fatalf("printed config loads differently:\n%s\n%s", b2, b)
 	}
 }
