@@ -28,7 +28,8 @@ const MaxNetworkTimeoutMS = 60000
 // DefaultNetworkTimeout is how long cluster_network waits for nodes by default.
 const DefaultNetworkTimeout = 2 * time.Second
 
-type clusterNetworkRequest struct {
+// ClusterNetworkRequest is cluster_network's request.
+type ClusterNetworkRequest struct {
 	Timeout        *float64 `json:"timeout"`
 	ConnectedNodes *bool    `json:"connected_nodes"`
 	Routes         *bool    `json:"routes"`
@@ -58,16 +59,9 @@ type peerNetworkReply struct {
 // live route to, and this one, have replied, or when the timeout passes,
 // with whatever replied by then (nodes reachable only through leaf routes
 // included if they were quick enough).
-func (o *Ops) ClusterNetwork(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	if !o.ClusteringEnabled {
-		return nil, errClusteringDisabled
-	}
-	var req clusterNetworkRequest
-	if err := decodeInto(body, clusterNetworkSchema, &req); err != nil {
-		return nil, err
-	}
+func (o *Ops) ClusterNetwork(ctx context.Context, _ events.Caller, req ClusterNetworkRequest) (ClusterNetworkReply, error) {
 	if o.Mesh == nil {
-		return nil, events.Errorf(503, "The node is not connected to the mesh yet")
+		return ClusterNetworkReply{}, events.Errorf(503, "The node is not connected to the mesh yet")
 	}
 	wait := DefaultNetworkTimeout
 	if req.Timeout != nil {
@@ -111,7 +105,7 @@ func (o *Ops) ClusterNetwork(ctx context.Context, _ events.Caller, body []byte) 
 		return missing == 0
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ask the mesh: %w", err)
+		return ClusterNetworkReply{}, fmt.Errorf("ask the mesh: %w", err)
 	}
 	reply := ClusterNetworkReply{Nodes: make([]NetworkNode, 0, len(got))}
 	for _, n := range got {

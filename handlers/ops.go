@@ -74,8 +74,8 @@ func (o *Ops) Operations() []events.Operation {
 			Run: typed(o.requireClustering, o.configureSchema, o.ConfigureCluster)},
 		{Name: "create_table", Handler: "createTable", Mutating: true, Run: typed(nil, schemaOf(createTableSchema), o.CreateTable)},
 		{Name: "describe_all", Handler: "describeAll", Run: typed(nil, noSchema, o.DescribeAll)},
-		{Name: "cluster_status", Handler: "clusterStatus", Run: o.ClusterStatus},
-		{Name: "cluster_network", Handler: "clusterNetwork", Run: o.ClusterNetwork},
+		{Name: "cluster_status", Handler: "clusterStatus", Run: typed(nil, noSchema, o.ClusterStatus)},
+		{Name: "cluster_network", Handler: "clusterNetwork", Run: typed(o.requireClustering, schemaOf(clusterNetworkSchema), o.ClusterNetwork)},
 		{Name: "purge_stream", Handler: "purgeStream", Mutating: true, Run: o.PurgeStream},
 	}, o.Users.Operations()...)
 }

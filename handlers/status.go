@@ -127,17 +127,14 @@ func (o *Ops) ports() Ports {
 
 // ClusterStatus reports every registered node: asked in parallel, each within
 // the inter-node timeout, sorted by name.
-func (o *Ops) ClusterStatus(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	if _, err := decodeObject(body); err != nil {
-		return nil, err
-	}
+func (o *Ops) ClusterStatus(ctx context.Context, _ events.Caller, _ NoRequest) (ClusterStatusReply, error) {
 	reply := ClusterStatusReply{NodeName: o.NodeName, IsEnabled: o.ClusteringEnabled, Connections: []ConnectionStatus{}}
 	if !o.ClusteringEnabled {
 		return reply, nil
 	}
 	nodes, err := o.Store.Nodes()
 	if err != nil {
-		return nil, fmt.Errorf("load nodes: %w", err)
+		return ClusterStatusReply{}, fmt.Errorf("load nodes: %w", err)
 	}
 	var repl map[string]topology.PeerReplication
 	if o.Repl != nil {

@@ -176,7 +176,7 @@ func TestClusterNetworkMessages(t *testing.T) {
 		{`{"timeout":0}`, off, "Clustering must be enabled to perform this operation."},
 		{`{}`, off, "Clustering must be enabled to perform this operation."},
 	} {
-		status, msg := refusal(t, c.ops.ClusterNetwork, c.body)
+		status, msg := refusal(t, c.ops.run("cluster_network"), c.body)
 		if status != 400 || msg != c.want {
 			t.Errorf("%s:\n got %d %q\nwant 400 %q", c.body, status, msg, c.want)
 		}
@@ -185,7 +185,7 @@ func TestClusterNetworkMessages(t *testing.T) {
 
 func TestClusterStatusMessages(t *testing.T) {
 	on := statusOps(t, true)
-	status, msg := refusal(t, on.ClusterStatus, `"x"`)
+	status, msg := refusal(t, on.run("cluster_status"), `"x"`)
 	if status != 400 || msg != "Invalid JSON body: expected a JSON object, got a string" {
 		t.Errorf("got %d %q", status, msg)
 	}
