@@ -9,6 +9,7 @@ import (
 
 	"github.com/clusterd/clusterd/node"
 	"github.com/clusterd/clusterd/node/nodetest"
+	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -20,8 +21,8 @@ type syncBuffer struct {
 func (b *syncBuffer) Sync() error { return nil }
 
 // TestLogsCarryNoSecrets runs two nodes with debug logging through good and
-// bad requests, replication and shutdown, and greps every log line for the
-// cluster password, tokens and leaf user passwords.
+// bad requests and logins, replication and shutdown, and greps every log
+// line for the cluster password, tokens and the app users' passwords.
 func TestLogsCarryNoSecrets(t *testing.T) {
 	var buf syncBuffer
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.Lock(&buf), zap.DebugLevel)
@@ -44,6 +45,14 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	nodetest.Request(t, nc, "ops.cluster.cluster_get_routes", weak, "{}")
 	nodetest.Request(t, nc, "ops.cluster.cluster_get_routes", tok+"tampered", "{}")
 	nodetest.Request(t, nc, "ops.cluster.add_node", tok, map[string]any{"node_name": "ghost", "subscriptions": []any{sub("x", true, true)}})
+	// Refused logins: the cluster user as a client (the migration warning),
+	// and a wrong operator password.
+	for _, cred := range [][2]string{{a.Config.Clustering.User, a.Password()}, {a.OperatorUser(), "wrong-" + a.OperatorPassword()}} {
+		if c, err := nats.Connect(a.LeafURL(), nats.UserInfo(cred[0], cred[1]), nats.NoReconnect()); err == nil {
+			c.Close()
+			t.Fatalf("%s logged in", cred[0])
+		}
+	}
 	nodetest.Eventually(t, 5*time.Second, "mesh", func() bool { return len(a.Servers.RoutedPeers()) == 1 })
 	_ = a.Close()
 	_ = b.Close()
@@ -53,6 +62,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	}
 	for what, secret := range map[string]string{
 		"cluster password": nodetest.Password, "token": tok, "cluster_user token": weak, "leaf user password": "leaf-user-secret-123",
+		"operator password": nodetest.OperatorPassword,
 	} {
 		if strings.Contains(logs, secret) {
 			t.Fatalf("logs contain the %s", what)
