@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,5 +156,41 @@ func TestStatusCommandUsesTheNatsContextAndSaysWhatIsMissing(t *testing.T) {
 	}
 	if _, err := runStatus(t, "--context", "nope"); err == nil || !strings.Contains(err.Error(), `nats context "nope"`) {
 		t.Fatalf("unknown context: %v", err)
+	}
+}
+
+// --watch refreshes until Ctrl-C (a real SIGINT), then ends with exit 0;
+// with --json, one object per refresh.
+func TestStatusWatchRefreshesUntilCtrlC(t *testing.T) {
+	a := nodetest.StartNamed(t, "w1")
+	out, errb := &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(append([]string{"status", "--watch", "--json", "--interval", "100ms", "--token", nodetest.SuperUser(t, a)}, natsArgs(a)...), out, errb)
+	}()
+	nodetest.Eventually(t, 30*time.Second, "three refreshes", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("status --watch ended: %v", err)
+		default:
+		}
+		return strings.Count(out.String(), "\n") >= 3
+	})
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still watching 10 s after Ctrl-C")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var snap statusSnapshot
+		if err := json.Unmarshal([]byte(line), &snap); err != nil || snap.Node != "w1" {
+			t.Fatalf("line %q: %v", line, err)
+		}
 	}
 }
