@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +34,10 @@ func TestSlowHTTPClientsDoNotStarveNATS(t *testing.T) {
 		t.Skip("needs /proc to count descriptors")
 	}
 	const limit, flood = 512, 700
+	var own syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &own); err != nil || own.Cur < flood+512 {
+		t.Skipf("the test process needs %d descriptors for its slow clients (limit %d)", flood+512, own.Cur)
+	}
 	cfg := nodetest.ProcConfig(t, "fd1")
 	p := nodetest.StartProcFDLimit(t, cfg, limit)
 	before := openFDs(t, p.Pid())

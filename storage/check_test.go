@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,4 +135,51 @@ func TestDamagedStoreIsRefusedNamingTheFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkCheckFiles measures the check before open on a store holding
+// 1000 nodes with 20 subscriptions each and 20000 tables.
+func BenchmarkCheckFiles(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var tables []Table
+	for i := 0; i < 20000; i++ {
+		tables = append(tables, Table{TableKey: TableKey{Database: "data", Table: fmt.Sprintf("table_%05d", i)}, Created: time.Now()})
+	}
+	for i := 0; i < len(tables); i += 1000 {
+		if _, err := s.PutTables(tables[i : i+1000]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for n := 0; n < 1000; n++ {
+		if err := s.UpdateNode(fmt.Sprintf("node_%04d", n), func(nd *Node, _ bool) (bool, error) {
+			nd.Added = time.Now()
+			for i := 0; i < 20; i++ {
+				nd.Subscriptions = append(nd.Subscriptions, Subscription{Database: "data", Table: fmt.Sprintf("table_%05d", i), Subscribe: true, Publish: true})
+			}
+			return true, nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	var size int64
+	m, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, f := range m {
+		if st, err := os.Stat(f); err == nil {
+			size += st.Size()
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := CheckFiles(dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(size)/(1<<20), "store_MiB")
 }
