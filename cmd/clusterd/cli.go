@@ -33,7 +33,10 @@ func printUsage(w io.Writer) {
 		if c.name != "" {
 			name += " " + c.name
 		}
-		fmt.Fprintf(w, "  %s %s\n      %s\n", name, c.args, c.what)
+		if c.args != "" {
+			name += " " + c.args
+		}
+		fmt.Fprintf(w, "  %s\n      %s\n", name, c.what)
 	}
 	fmt.Fprintln(w, "\n`clusterd COMMAND --help` lists a command's flags. Configuration keys can also be set by")
 	fmt.Fprintln(w, "environment variables named after their path (CLUSTERING_NODENAME=n1); see README.md.")
