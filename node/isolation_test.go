@@ -325,17 +325,39 @@ func TestIsolationNoInterNodeCallLands(t *testing.T) {
 			}
 		}
 	}
+	// Reply subjects are the requester's own: a request whose reply names an
+	// inter-node subject gets its answer (an operation's reply, a JetStream
+	// ack) in the requester's account, never on b's subject.
+	for _, nc := range p.attackers(t) {
+		for _, subject := range []string{"ops.node.b.cluster.cluster_get_routes", "ops.cluster.cluster_get_routes", "txn.dev.dog.a", "$JS.API.STREAM.INFO.txn"} {
+			m := nats.NewMsg(subject)
+			m.Reply = "_clusterd.node.b.node_remove"
+			m.Data = []byte(`{"attack":"reply"}`)
+			m.Header.Set("Authorization", "Bearer "+nodetest.SuperUser(t, p.b))
+			if err := nc.PublishMsg(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Positive control: clusterd's own inter-node traffic does reach the spy.
 	op(t, p.a, "cluster_status", map[string]any{}, 200)
 	nodetest.Eventually(t, 10*time.Second, "b's spy to see a's status call", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(seen) > 0
+		for _, s := range seen {
+			if strings.HasPrefix(s, "_clusterd.node.b.status ") {
+				return true
+			}
+		}
+		return false
 	})
 	mu.Lock()
 	for _, s := range seen {
-		if strings.Contains(s, "attack") {
-			t.Errorf("an app's message reached b on %s", s)
+		if strings.Contains(s, "attack") || strings.Contains(s, `"hub"`) || strings.Contains(s, `"stream"`) || strings.Contains(s, "io.nats.jetstream") {
+			t.Errorf("an app's message or a reply to it reached b on %s", s)
 		}
 	}
 	mu.Unlock()
