@@ -3,7 +3,6 @@ package node_test
 import (
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -86,7 +85,9 @@ operationsApi:
 	if err != nil {
 		t.Fatalf("printed config does not load: %v\n%s", err, b)
 	}
-	if b2, _ := back.YAML(); string(b2) != string(b) || back.OperationsTLS() != c.OperationsTLS() || !reflect.DeepEqual(back.OperationsAPI, c.OperationsAPI) {
+	bn, cn := back.OperationsAPI.Network, c.OperationsAPI.Network
+	if b2, _ := back.YAML(); string(b2) != string(b) || back.OperationsTLS() != c.OperationsTLS() || back.OperationsAPI.TLS != c.OperationsAPI.TLS ||
+		bn.Host != cn.Host || bn.Port != cn.Port || bn.SecurePort != cn.SecurePort || bn.MTLS != cn.MTLS || bn.AllowCleartext != cn.AllowCleartext {
 		t.Fatalf("printed config loads differently:\n%s\n%s", b2, b)
 	}
 }
