@@ -131,7 +131,7 @@ func (o *Ops) PurgeStream(ctx context.Context, _ events.Caller, body []byte) (an
 	if err := o.raiseImportFloors(ctx, k, subject); err != nil {
 		return nil, events.Wrap(503, err, "Unable to purge table '"+k.String()+"': "+err.Error())
 	}
-	if err := o.Txn.Purge(ctx, opts...); err != nil {
+	if err := o.Loss.Purging(ctx, func() error { return o.Txn.Purge(ctx, opts...) }); err != nil {
 		return nil, events.Wrap(500, err, "Unable to purge table '"+k.String()+"': "+err.Error())
 	}
 	o.Bus.Publish(events.NodesChanged) // the replication worker re-anchors sources past the floors

@@ -248,6 +248,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	n.cancel = cancel
 	n.goWorker(wctx, func(ctx context.Context) { _ = n.Members.Run(ctx) })
 	n.goWorker(wctx, n.Loss.Watch)
+	n.goWorker(wctx, n.Loss.KeepCounts)
 	n.routeLoop = &topology.Loop{
 		Name:      "routes",
 		Reconcile: (&topology.RouteReconciler{Store: n.Store, Servers: n.Servers}).Reconcile,

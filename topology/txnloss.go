@@ -89,6 +89,11 @@ type TxnLoss struct {
 
 	mu      sync.Mutex
 	records []TxnLossRecord
+
+	// countsMu serializes writing the counts file with purges, which lower
+	// counts on purpose; periodic says KeepCounts runs.
+	countsMu sync.Mutex
+	periodic bool
 }
 
 type txnCounts struct {
@@ -119,6 +124,12 @@ func (l *TxnLoss) subjectCounts(ctx context.Context) (txnCounts, error) {
 // SaveCounts writes the per-subject counts for the next start to compare
 // (at a clean stop, after the workers stopped and before the servers shut).
 func (l *TxnLoss) SaveCounts(ctx context.Context) error {
+	l.countsMu.Lock()
+	defer l.countsMu.Unlock()
+	return l.saveCounts(ctx)
+}
+
+func (l *TxnLoss) saveCounts(ctx context.Context) error {
 	c, err := l.subjectCounts(ctx)
 	if err != nil {
 		return err
@@ -133,6 +144,60 @@ func (l *TxnLoss) SaveCounts(ctx context.Context) error {
 		return err
 	}
 	return os.Rename(tmp, l.CountsFile)
+}
+
+// countsEvery is how often a running node rewrites its counts, so that a
+// crash (kill -9, power loss) leaves counts at most this old to compare with.
+const countsEvery = 5 * time.Second
+
+// KeepCounts rewrites the counts file every countsEvery until ctx ends, so
+// damage found after a crash is detected too. Not with stream limits
+// (maxAge, maxBytes, maxMsgs): they discard transactions between two
+// writes, which would look lost. A peer's transactions purged by the
+// replication worker (a new start_time) in the seconds before a crash look
+// lost too, and are then fetched again; purge_stream goes through Purging.
+func (l *TxnLoss) KeepCounts(ctx context.Context) {
+	lim := l.Stream.Limits
+	if lim.MaxAge > 0 || lim.MaxBytes > 0 || lim.MaxMsgs > 0 {
+		return
+	}
+	l.countsMu.Lock()
+	l.periodic = true
+	l.countsMu.Unlock()
+	t := time.NewTicker(countsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := l.SaveCounts(ctx); err != nil && ctx.Err() == nil {
+			l.Log.Debug("transaction counts not written", zap.Error(err))
+		}
+	}
+}
+
+// Purging runs purge (a purge_stream) with the counts out of the way: the
+// file is removed first and written again after, so a crash in between
+// compares nothing rather than the counts from before the purge.
+func (l *TxnLoss) Purging(ctx context.Context, purge func() error) error {
+	if l == nil {
+		return purge()
+	}
+	l.countsMu.Lock()
+	defer l.countsMu.Unlock()
+	if !l.periodic {
+		return purge()
+	}
+	if err := os.Remove(l.CountsFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove %s before purging: %w", l.CountsFile, err)
+	}
+	err := purge()
+	if serr := l.saveCounts(ctx); serr != nil {
+		l.Log.Warn("transaction counts not written after a purge", zap.Error(serr))
+	}
+	return err
 }
 
 // Check runs once at start, when the stream is up: it loads the records of
@@ -158,6 +223,9 @@ func (l *TxnLoss) Check(ctx context.Context) error {
 	now, err := l.subjectCounts(ctx)
 	if err != nil {
 		return err // the file stays for the next try
+	}
+	if was.Stopped.IsZero() {
+		was.Stopped = time.Now().UTC() // written while running: the node crashed
 	}
 	var found []TxnLossRecord
 	note := ""
