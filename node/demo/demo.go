@@ -66,6 +66,9 @@ type Cluster struct {
 	// OperatorPassword is the operator user's password on every node: the
 	// nats CLI contexts the guide prints use it.
 	OperatorPassword string
+	// AdminPassword is the password of the super_user "admin" on every
+	// node (HarperDB's Basic credentials: curl -u admin:…).
+	AdminPassword string
 	// Dir holds the nodes' data.
 	Dir string
 	// ReplicationCheck is how long a transaction written on node1 took to
@@ -133,9 +136,13 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if c.OperatorPassword, err = loadOrCreatePassword(filepath.Join(c.Dir, "operator-password")); err != nil {
 		return nil, err
 	}
+	if c.AdminPassword, err = loadOrCreatePassword(filepath.Join(c.Dir, "admin-password")); err != nil {
+		return nil, err
+	}
 	for i, name := range Names {
 		cfg := nodeConfig(c.Dir, name, c.Password, o.BasePort, i)
 		cfg.Clustering.LeafServer.Operator.Password = c.OperatorPassword
+		cfg.Auth.AdminUser, cfg.Auth.AdminPassword = "admin", c.AdminPassword
 		n, err := node.Start(ctx, cfg, node.Options{Log: o.Log})
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", name, err)
@@ -440,6 +447,8 @@ func (c *Cluster) PrintGuide(w io.Writer) {
 		p(`  nats --context clusterd-%s req ops.cluster.cluster_status '{}' -H "Authorization:Bearer $CLUSTERD_TOKEN"`, first.Name())
 	}
 	p(`  curl -s -X POST http://127.0.0.1:%d/ -H "Authorization: Bearer $CLUSTERD_TOKEN" -d '{"operation":"describe_all"}'`, first.HTTPPort())
+	p(`  curl -s -u admin:%s http://127.0.0.1:%d/ -d '{"operation":"cluster_status"}'`, c.AdminPassword, first.HTTPPort())
+	p("  (HarperDB's credentials work on every node too: user admin, password %s, as above with curl -u.)", c.AdminPassword)
 	p(`  nats --context clusterd-%s micro info clusterd`, first.Name())
 	p("")
 	p("Write a transaction of %s.%s on %s, read the table's transactions on %s:", Database, Table, first.Name(), last.Name())

@@ -174,6 +174,11 @@ func TestDemoRunsAndStopsCleanly(t *testing.T) {
 				if !strings.Contains(o, `"hub":[{"host":"127.0.0.1"`) || strings.Contains(o, "Nats-Service-Error") {
 					t.Fatalf("%s:\n%s", line, o)
 				}
+			case strings.Contains(line, "curl -s -u admin:"):
+				// HarperDB's Basic credentials, the demo's admin user.
+				if !strings.Contains(o, `"node_name":"node1","is_enabled":true`) {
+					t.Fatalf("%s:\n%s", line, o)
+				}
 			case strings.Contains(line, "micro info"):
 				if !strings.Contains(o, "describe_all") {
 					t.Fatalf("%s:\n%s", line, o)
