@@ -3,13 +3,18 @@ package node_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -669,4 +674,72 @@ func TestHTTPSListenerSharesTheLimits(t *testing.T) {
 		r, err := getOver(&http.Client{Timeout: 2 * time.Second}, plain)
 		return err == nil && r.status == 200
 	})
+}
+
+// issueUntil is issue with a chosen expiry.
+func (ca testCA) issueUntil(t *testing.T, name string, notAfter time.Time) (certFile, keyFile string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: notAfter.Add(-48 * time.Hour), NotAfter: notAfter,
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+	kb, _ := x509.MarshalECPrivateKey(key)
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
+}
+
+// A certificate close to its expiry, or past it, is served (a replaced file
+// is picked up without a restart) but logged at warn and flagged by config
+// check; so is a private key every user may read.
+func TestHTTPSCertificateWarnings(t *testing.T) {
+	ca := newCA(t, "ops")
+	for _, c := range []struct {
+		name     string
+		notAfter time.Time
+		want     string
+	}{
+		{"expired", time.Now().Add(-time.Hour), "operations API certificate has EXPIRED on "},
+		{"expiring in days", time.Now().Add(10*24*time.Hour + time.Hour), "operations API certificate expires in 10 days, on "},
+		{"expiring in hours", time.Now().Add(5*time.Hour + time.Minute), "operations API certificate expires in 5 hours, at "},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := httpsConfig(t, ca, "a")
+			cfg.TLS.Certificate, cfg.TLS.PrivateKey = ca.issueUntil(t, "a", c.notAfter)
+			if err := os.Chmod(cfg.TLS.PrivateKey, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ls := cfg.OperationsListeners()
+			if len(ls) != 1 || !strings.Contains(ls[0].About, "WARNING: it "+strings.TrimPrefix(c.want, "operations API certificate ")) {
+				t.Fatalf("config check's listener: %+v, want the warning %q", ls, c.want)
+			}
+			_, logs := nodetest.StartLogged(t, cfg)
+			var warned bool
+			for _, e := range logs.FilterLevelExact(zapcore.WarnLevel).All() {
+				warned = warned || strings.HasPrefix(e.Message, c.want)
+			}
+			if !warned {
+				t.Fatalf("no warning %q logged", c.want)
+			}
+			if logs.FilterMessage("operations API private key is readable by every user of this machine: chmod o-rwx it").Len() != 1 {
+				t.Fatal("a world-readable private key was not warned about")
+			}
+		})
+	}
+	// A certificate valid for a year: no warning.
+	cfg := httpsConfig(t, ca, "b")
+	cfg.TLS.Certificate, cfg.TLS.PrivateKey = ca.issueUntil(t, "b", time.Now().Add(365*24*time.Hour))
+	_, logs := nodetest.StartLogged(t, cfg)
+	if n := logs.FilterLevelExact(zapcore.WarnLevel).FilterMessageSnippet("operations API").Len(); n != 0 {
+		t.Fatalf("%d warnings about a good certificate", n)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -78,6 +79,13 @@ func (n *Node) startHTTP() error {
 		n.log.Info("operations API certificate", zap.String("file", n.Config.operationsTLSFiles().Certificate),
 			zap.String("subject", leaf.Subject.String()), zap.String("sha256", events.Fingerprint(leaf)),
 			zap.Time("not_after", leaf.NotAfter), zap.Bool("self_signed", n.Config.usesSelfSigned()))
+		if w := certificateWarning(leaf, time.Now()); w != "" {
+			// Served anyway: a replaced file is picked up without a restart.
+			n.log.Warn("operations API certificate "+w, zap.String("file", n.Config.operationsTLSFiles().Certificate), zap.Time("not_after", leaf.NotAfter))
+		}
+		if f := n.Config.operationsTLSFiles().PrivateKey; worldReadable(f) {
+			n.log.Warn("operations API private key is readable by every user of this machine: chmod o-rwx it", zap.String("file", f))
+		}
 		l, err := n.listenAPI(nw.SecurePort, events.WithClientCertUsers(handler, n.Config.clientCerts()), lim)
 		if err != nil {
 			return fmt.Errorf("operations API HTTPS listener: %w", err)
@@ -144,6 +152,25 @@ func (n *Node) HTTPPort() int { return n.api.plain.port() }
 
 // HTTPSPort is the port of the HTTPS operations API, 0 when it is off.
 func (n *Node) HTTPSPort() int { return n.api.secure.port() }
+
+// certificateWarning says when a served certificate has expired or will
+// within 30 days ("" when neither).
+func certificateWarning(c *x509.Certificate, now time.Time) string {
+	switch left := c.NotAfter.Sub(now); {
+	case left <= 0:
+		return "has EXPIRED on " + c.NotAfter.UTC().Format("2006-01-02") + ": clients will refuse it; replace the files"
+	case left < 48*time.Hour:
+		return fmt.Sprintf("expires in %d hours, at %s: replace the files (no restart needed)", int(left.Hours()), c.NotAfter.UTC().Format(time.RFC3339))
+	case left < 30*24*time.Hour:
+		return fmt.Sprintf("expires in %d days, on %s: replace the files (no restart needed)", int(left.Hours()/24), c.NotAfter.UTC().Format("2006-01-02"))
+	}
+	return ""
+}
+
+func worldReadable(file string) bool {
+	st, err := os.Stat(file)
+	return err == nil && st.Mode().Perm()&0o004 != 0
+}
 
 // operationsAPIPort is the port cluster_status reports as operations_api:
 // the HTTPS one when it runs (the one other hosts can use), else plain HTTP.

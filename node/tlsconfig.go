@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/clusterd/clusterd/events"
 	"gopkg.in/yaml.v3"
@@ -215,6 +216,9 @@ func (c Config) OperationsListeners() []Listener {
 		}
 		if leaf, err := events.LoadTLSFiles(files); err == nil {
 			about += fmt.Sprintf(", subject %q, valid until %s, sha256 %s", leaf.Subject.String(), leaf.NotAfter.UTC().Format("2006-01-02"), events.Fingerprint(leaf))
+			if w := certificateWarning(leaf, time.Now()); w != "" {
+				about += "; WARNING: it " + w
+			}
 		}
 		if m := nw.MTLS; m.Enabled {
 			who := "the user named by the certificate's common name"
