@@ -231,3 +231,24 @@ func httpOp(t *testing.T, n *node.Node, operation string, body map[string]any) n
 	}
 	return r
 }
+
+// A route to a node that is down is reported while it is down, and no
+// longer once that node is up and the route links (not only after the
+// fault's 65 s expiry).
+func TestRouteToNothingEndsWhenTheNodeComesUp(t *testing.T) {
+	a := nodetest.StartNamed(t, "waiting")
+	port := nodetest.FreePort(t)
+	httpOp(t, a, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{map[string]any{"host": "127.0.0.1", "port": port}}})
+	nodetest.Eventually(t, 60*time.Second, "the unreachable route", func() bool {
+		p := linkProblems(t, a)
+		return len(p) == 1 && p[0]["kind"] == "unreachable"
+	})
+	cfg := nodetest.Config(t, "late")
+	cfg.Clustering.HubServer.Cluster.Network.Port = port
+	nodetest.Start(t, cfg)
+	start := time.Now()
+	nodetest.Eventually(t, 50*time.Second, "the problem to end once the route links", func() bool {
+		return len(linkProblems(t, a)) == 0 && len(a.Servers.RoutedPeers()) == 1
+	})
+	t.Logf("ended %v after the node came up", time.Since(start).Round(100*time.Millisecond))
+}

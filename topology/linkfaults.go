@@ -88,6 +88,7 @@ var (
 	reRouteDial   = regexp.MustCompile(`^Error trying to connect to route \(attempt \d+\): (?:dial tcp )?(\S+?):? (.*)$`)
 	reLeafDial    = regexp.MustCompile(`^Error trying to connect as leafnode to remote server "([^"]+)" \(attempt \d+\): (.*)$`)
 	reTLSFail     = regexp.MustCompile(`^TLS (route|leafnode) handshake error: (.*)$`)
+	reCreated     = regexp.MustCompile(`^(\S+) - (rid|lid):\d+ - (?:Route|Leafnode) connection created`)
 	reAuthViolate = regexp.MustCompile(`^(Route|Leafnode) Error '?Authorization Violation'?`)
 )
 
@@ -148,6 +149,10 @@ func classify(own, line string) (LinkFault, bool) {
 // logs the raw line at debug).
 func (f *LinkFaults) Observe(server, line string) bool {
 	if f == nil {
+		return false
+	}
+	if m := reCreated.FindStringSubmatch(line); m != nil {
+		f.linked(map[string]string{"rid": "route", "lid": "leafnode"}[m[2]], m[1])
 		return false
 	}
 	lf, ok := classify(f.node+"-hub", line)
@@ -238,6 +243,19 @@ func (f *LinkFaults) Retain(link string, routes []string) {
 			continue // the peer dials us: it ends when the peer stops
 		}
 		if _, perr := strconv.Atoi(p); perr == nil && !ports[p] && !slices.Contains(routes, k.remote) {
+			delete(f.faults, k)
+		}
+	}
+}
+
+// linked ends the unreachable and refused faults of a link to addr that has
+// just come up: the node there answers now (a dead address otherwise stays
+// reported until its long expiry).
+func (f *LinkFaults) linked(link, addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k := range f.faults {
+		if k.link == link && k.remote == addr && (k.kind == FaultUnreachable || k.kind == FaultRefused) {
 			delete(f.faults, k)
 		}
 	}

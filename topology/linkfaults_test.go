@@ -90,6 +90,14 @@ func TestLinkFaultsLifecycle(t *testing.T) {
 	if len(f.Active()) != 1 {
 		t.Fatal("unreachable fault expired between backoff reports")
 	}
+	// The node there comes up: the link is created, the fault ends.
+	f.Observe("hub", `127.0.0.1:1 - rid:12 - Route connection created`)
+	if len(f.Active()) != 0 {
+		t.Fatal("unreachable fault kept after the route came up")
+	}
+	for i := 0; i < 3; i++ {
+		f.Observe("hub", dial)
+	}
 	f.Retain("route", []string{"127.0.0.1:2"})
 	if len(f.Active()) != 0 {
 		t.Fatal("fault of a deleted route kept")
