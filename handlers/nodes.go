@@ -32,6 +32,19 @@ func (o *Ops) nodeNameCheck(label string, v any) []string {
 	return nil
 }
 
+// removeNodeNameCheck is nodeNameCheck, except that a node stored under a
+// name the naming rule refuses (stored before the rule) can be removed: that
+// is how an operator cleans it up.
+func (o *Ops) removeNodeNameCheck(label string, v any) []string {
+	p := o.nodeNameCheck(label, v)
+	if s, _ := v.(string); p != nil && s != o.NodeName && o.Store != nil {
+		if _, stored, err := o.Store.Node(s); err == nil && stored {
+			return nil
+		}
+	}
+	return p
+}
+
 func (o *Ops) nodeSchema() Schema {
 	return Schema{
 		{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen, Check: o.nodeNameCheck},
@@ -188,7 +201,7 @@ func (o *Ops) setNode(ctx context.Context, op string, req NodeRequest, mode memb
 // removeNodeSchema checks node_name as add_node does (HarperDB validates
 // before looking the node up).
 func (o *Ops) removeNodeSchema() Schema {
-	return Schema{{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen, Check: o.nodeNameCheck}}
+	return Schema{{Name: "node_name", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen, Check: o.removeNodeNameCheck}}
 }
 
 // RemoveNodeReply is remove_node's reply.

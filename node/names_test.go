@@ -73,3 +73,32 @@ func TestBadStoredNameDoesNotStopReplication(t *testing.T) {
 		t.Fatalf("describe_all does not report the bad name: %v", d["data"])
 	}
 }
+
+// A name stored before the rule is named at start, once, at warn; the node
+// starts and serves.
+func TestBadStoredNameIsReportedAtStart(t *testing.T) {
+	cfg := nodetest.Config(t, "s1")
+	n, _ := nodetest.StartLogged(t, cfg)
+	if err := n.Store.UpdateNode("p\u00a0eer", func(nd *storage.Node, _ bool) (bool, error) {
+		nd.Added = time.Now().UTC()
+		nd.Subscriptions = []storage.Subscription{{Database: "data", Table: "dog", Subscribe: true, Publish: true}}
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n2, logs := nodetest.StartLogged(t, cfg)
+	found := logs.FilterMessage("stored name breaks the naming rule; it is not replicated").All()
+	if len(found) != 1 || !strings.Contains(found[0].ContextMap()["problem"].(string), "must not contain whitespace (found U+00A0)") {
+		t.Fatalf("start did not name the stored name once: %v", found)
+	}
+	if r := nodetest.Op(t, n2, "cluster_get_routes", map[string]any{}); r.Status != 200 {
+		t.Fatalf("node does not serve: %s", r.Body)
+	}
+	// remove_node takes any stored name, so it can be cleaned up.
+	if r := nodetest.Op(t, n2, "remove_node", map[string]any{"node_name": "p\u00a0eer"}); r.Status != 200 {
+		t.Fatalf("remove_node of the stored name: %d %s", r.Status, r.Body)
+	}
+}
