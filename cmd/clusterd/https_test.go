@@ -5,17 +5,21 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -221,4 +225,88 @@ func TestStatusOverHTTPSWithAClientCertificate(t *testing.T) {
 	if _, err := runStatus(t, "--http", url, "--ca", ca.file, "--cert", adminCert); err == nil || !strings.Contains(err.Error(), "--cert and --key go together") {
 		t.Fatalf("--cert without --key: %v", err)
 	}
+}
+
+// The clusterd binary serving HTTPS only, on 0.0.0.0, with no certificate
+// configured: it generates the self-signed pair, prints how to trust it,
+// logs its fingerprint, answers over HTTPS (and refuses plain HTTP on that
+// port), stops cleanly on SIGTERM, and serves the same certificate after a
+// restart.
+func TestBinaryServesHTTPSAndKeepsItsCertificate(t *testing.T) {
+	bin := buildBinary(t)
+	root := filepath.Join(t.TempDir(), "data")
+	ports := freePorts(t, 5)
+	env := append(os.Environ(), "ROOTPATH="+root, "CLUSTERING_NODENAME=bin1",
+		"OPERATIONSAPI_NETWORK_HOST=0.0.0.0", "OPERATIONSAPI_NETWORK_PORT=-1", "OPERATIONSAPI_NETWORK_SECUREPORT="+strconv.Itoa(ports[0]),
+		"CLUSTERING_HUBSERVER_NETWORK_PORT="+strconv.Itoa(ports[1]),
+		"CLUSTERING_HUBSERVER_LEAFNODES_NETWORK_PORT="+strconv.Itoa(ports[2]),
+		"CLUSTERING_HUBSERVER_CLUSTER_NETWORK_PORT="+strconv.Itoa(ports[3]),
+		"CLUSTERING_LEAFSERVER_NETWORK_PORT="+strconv.Itoa(ports[4]),
+	)
+	caFile := filepath.Join(root, "keys", "certificate.pem")
+	url := fmt.Sprintf("https://127.0.0.1:%d", ports[0])
+	ready := func(p *proc) {
+		t.Helper()
+		nodetest.Eventually(t, 30*time.Second, "/readyz over HTTPS", func() bool {
+			select {
+			case <-p.done:
+				t.Fatalf("clusterd exited early: %v\nstderr:\n%s", p.err, p.stderr.String())
+			default:
+			}
+			if _, err := os.Stat(caFile); err != nil {
+				return false
+			}
+			resp, err := (&http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certPool(t, caFile)}}}).Get(url + "/readyz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
+	}
+	p := start(t, bin, env)
+	ready(p)
+	logged := logLine(p.stderr.String(), "operations API certificate")
+	if logged == nil || logged["self_signed"] != true {
+		t.Fatalf("no certificate log line:\n%s", p.stderr.String())
+	}
+	fp, _ := logged["sha256"].(string)
+	want := fmt.Sprintf("SHA-256 %s). Clients trust it with:\n  curl --cacert %s %s/readyz\n", fp, caFile, url)
+	nodetest.Eventually(t, 10*time.Second, "the first-start hint on stdout", func() bool { return fp != "" && strings.Contains(p.stdout.String(), want) })
+	if started := logLine(p.stderr.String(), "node started"); started == nil || started["operations_api_port"] != float64(0) || started["operations_api_secure_port"] != float64(ports[0]) {
+		t.Fatalf("node started: %v", started)
+	}
+	resp, err := http.Get(strings.Replace(url, "https:", "http:", 1) + "/livez")
+	if err == nil {
+		resp.Body.Close()
+	}
+	if err != nil || resp.StatusCode != 400 {
+		t.Fatalf("plain HTTP to the HTTPS port: %v %v", resp, err)
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+	}
+
+	p = start(t, bin, env)
+	ready(p)
+	if again := logLine(p.stderr.String(), "operations API certificate"); again == nil || again["sha256"] != fp {
+		t.Fatalf("after a restart the certificate is %v, was %s", again, fp)
+	}
+	if strings.Contains(p.stdout.String(), "Generated a self-signed certificate") {
+		t.Fatal("the restart generated a certificate again")
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM; stderr:\n%s", code, p.stderr.String())
+	}
+}
+
+func certPool(t *testing.T, file string) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(b)
+	return pool
 }
