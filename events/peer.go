@@ -156,7 +156,7 @@ func (c *PeerClient) Call(ctx context.Context, node, call string, req, resp any)
 		Result json.RawMessage `json:"result"`
 	}
 	if err := json.Unmarshal(out.Data, &env); err != nil {
-		return fmt.Errorf("call %s on %s: bad reply: %w", call, node, err)
+		return DecodeError(fmt.Sprintf("call %s on %s: bad reply", call, node), err)
 	}
 	if env.Error != nil {
 		return remoteError(env.Code, *env.Error)
@@ -164,7 +164,7 @@ func (c *PeerClient) Call(ctx context.Context, node, call string, req, resp any)
 	if resp == nil {
 		return nil
 	}
-	return json.Unmarshal(env.Result, resp)
+	return DecodeError(fmt.Sprintf("call %s on %s: bad reply", call, node), json.Unmarshal(env.Result, resp))
 }
 
 // Notify sends req to node's call without waiting for an answer (the

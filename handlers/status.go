@@ -257,7 +257,7 @@ const pendingInFlight = 32
 func (o *Ops) PeerStatus(ctx context.Context, from string, body []byte) (any, error) {
 	var req peerStatusRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, fmt.Errorf("bad status request: %w", err)
+		return nil, events.DecodeError("bad status request", err)
 	}
 	rep := peerStatusReply{
 		UptimeMS:   time.Since(o.Started).Milliseconds(),
