@@ -95,3 +95,15 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+func TestPurgeFilterOriginFollowsTheNameRule(t *testing.T) {
+	k := storage.TableKey{Database: "data", Table: "dog"}
+	for filter, want := range map[string]bool{
+		"txn.data.dog.n1": true, "txn.data.dog.*": true, "txn.data.dog.>": true,
+		"txn.data.dog.n\f1": false, "txn.data.dog.n\u00a01": false, "txn.data.dog.n\x001": false, "txn.data.dog.": false,
+	} {
+		if got := filterWithin(filter, k); got != want {
+			t.Errorf("filterWithin(%q) = %v, want %v", filter, got, want)
+		}
+	}
+}

@@ -41,7 +41,7 @@ func filterWithin(subject string, k storage.TableKey) bool {
 		return false
 	}
 	o := p[3]
-	return o == "*" || o == ">" || (o != "" && !strings.ContainsAny(o, "*> \t\r\n"))
+	return o == "*" || o == ">" || storage.NameProblem(o) == "" // a node name, by the naming rule
 }
 
 // validatePurge yields every problem of a purge_stream body.
