@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -72,6 +74,7 @@ var (
 	createTokensSchema = Schema{
 		{Name: "username", Kind: kString, NonEmpty: true, MaxLen: 256},
 		{Name: "password", Kind: kString, NonEmpty: true, MaxLen: 1024},
+		{Name: "expires_in", Kind: kAny, Check: checkExpiresIn},
 	}
 	refreshTokenSchema = Schema{
 		{Name: "refresh_token", Kind: kString, NonEmpty: true, MaxLen: 8192},
@@ -99,6 +102,62 @@ func checkRoleName(label string, v any) []string {
 		if unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) || r == unicode.ReplacementChar {
 			return []string{label + " must not contain control characters"}
 		}
+	}
+	return nil
+}
+
+// expiresRE is HarperDB's expires_in as a string (jsonwebtoken's): an
+// amount and a unit, milliseconds when the unit is left out.
+var expiresRE = regexp.MustCompile(`(?i)^\s*(\d+(?:\.\d+)?)\s*(ms|msecs?|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|weeks?|y|yrs?|years?)?\s*$`)
+
+// parseExpiresIn reads expires_in: a number of seconds, or a string like
+// "1d", "2 hours", "30m". It reports false for anything else, or for a
+// lifetime that is not positive.
+func parseExpiresIn(v any) (time.Duration, bool) {
+	if n, ok := v.(json.Number); ok {
+		f, err := n.Float64()
+		if err != nil || f <= 0 || f > float64(100*365*24*3600) {
+			return 0, false
+		}
+		return time.Duration(f * float64(time.Second)), true
+	}
+	s, ok := v.(string)
+	if !ok {
+		return 0, false
+	}
+	m := expiresRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(m[1], 64)
+	if err != nil || f <= 0 || f > 1e12 {
+		return 0, false
+	}
+	unit := time.Millisecond
+	switch u := strings.ToLower(m[2]); {
+	case u == "" || strings.HasPrefix(u, "ms") || strings.HasPrefix(u, "milli"):
+	case strings.HasPrefix(u, "s"):
+		unit = time.Second
+	case strings.HasPrefix(u, "m"):
+		unit = time.Minute
+	case strings.HasPrefix(u, "h"):
+		unit = time.Hour
+	case strings.HasPrefix(u, "d"):
+		unit = 24 * time.Hour
+	case strings.HasPrefix(u, "w"):
+		unit = 7 * 24 * time.Hour
+	default:
+		unit = 365 * 24 * time.Hour
+	}
+	if f > float64(100*365*24*time.Hour)/float64(unit) {
+		return 0, false
+	}
+	return time.Duration(f * float64(unit)), true
+}
+
+func checkExpiresIn(label string, v any) []string {
+	if _, ok := parseExpiresIn(v); !ok {
+		return []string{label + ` must be a positive number of seconds or a time like "1d", "2h" or "30m"`}
 	}
 	return nil
 }
@@ -712,11 +771,27 @@ func (u *UserOps) ListRoles(ctx context.Context, _ events.Caller, body []byte) (
 // verified client certificate) names.
 func (u *UserOps) CreateTokens(ctx context.Context, _ events.Caller, body []byte) (any, error) {
 	var req struct {
-		Username *string `json:"username"`
-		Password *string `json:"password"`
+		Username  *string `json:"username"`
+		Password  *string `json:"password"`
+		ExpiresIn any     `json:"expires_in"`
 	}
 	if err := decodeInto(body, createTokensSchema, &req); err != nil {
 		return nil, err
+	}
+	ttl := u.OperationTTL
+	if req.ExpiresIn != nil {
+		v := req.ExpiresIn
+		if f, ok := v.(float64); ok { // decoded again after validation
+			v = json.Number(strconv.FormatFloat(f, 'f', -1, 64))
+		}
+		d, _ := parseExpiresIn(v)
+		if max := u.Auth.Verifier().Limits().MaxTTL; d > max {
+			return nil, events.Errorf(400, "'expires_in' must be at most %s (auth.maxTokenTTL)", max)
+		}
+		if d < time.Second {
+			return nil, events.Errorf(400, "'expires_in' must be at least 1s (a number is seconds; a string without a unit is milliseconds)")
+		}
+		ttl = d
 	}
 	var tok auth.Token
 	switch {
@@ -742,7 +817,7 @@ func (u *UserOps) CreateTokens(ctx context.Context, _ events.Caller, body []byte
 		}
 		tok = auth.Token{User: su.Name, Role: su.Role, UserID: su.ID}
 	}
-	tok.TTL, tok.Kind = u.OperationTTL, auth.KindOperation
+	tok.TTL, tok.Kind = ttl, auth.KindOperation
 	op, err := auth.MintToken(u.IssuerKey, tok)
 	if err != nil {
 		return nil, err

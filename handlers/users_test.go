@@ -110,6 +110,10 @@ func TestUserAndRoleOperationMessages(t *testing.T) {
 		{"tokens: unknown user", "create_authentication_tokens", `{"username":"zed","password":"x"}`, 401, "Login failed"},
 		{"tokens: no credentials at all", "create_authentication_tokens", `{}`, 401, "Must login"},
 		{"tokens", "create_authentication_tokens", `{"username":"admin","password":"admin-pw"}`, 200, `"operation_token":"ey`},
+		{"tokens: expires_in junk", "create_authentication_tokens", `{"username":"admin","password":"admin-pw","expires_in":"soon"}`, 400, `'expires_in' must be a positive number of seconds or a time like "1d", "2h" or "30m"`},
+		{"tokens: expires_in negative", "create_authentication_tokens", `{"username":"admin","password":"admin-pw","expires_in":-5}`, 400, `'expires_in' must be a positive number of seconds or a time like "1d", "2h" or "30m"`},
+		{"tokens: expires_in beyond the bound", "create_authentication_tokens", `{"username":"admin","password":"admin-pw","expires_in":"2d"}`, 400, "'expires_in' must be at most 24h0m0s (auth.maxTokenTTL)"},
+		{"tokens: expires_in in ms", "create_authentication_tokens", `{"username":"admin","password":"admin-pw","expires_in":"500"}`, 400, "'expires_in' must be at least 1s (a number is seconds; a string without a unit is milliseconds)"},
 		{"refresh: nothing", "refresh_operation_token", `{}`, 400, "'refresh_token' is required"},
 		{"refresh: bad type", "refresh_operation_token", `{"refresh_token":5}`, 400, "'refresh_token' must be a string"},
 		{"refresh: junk", "refresh_operation_token", `{"refresh_token":"junk"}`, 401, "Unauthorized: token is malformed (expected a signed JWT: header.payload.signature)"},
@@ -219,4 +223,31 @@ func TestBootstrapCreatesTheAdminOnce(t *testing.T) {
 
 func b64(s string) string {
 	return base64.StdEncoding.EncodeToString([]byte(s))
+}
+
+// expires_in sets the operation token's lifetime, HarperDB's way: a number
+// is seconds, a string carries its unit (milliseconds without one).
+func TestCreateTokensExpiresIn(t *testing.T) {
+	u := newUserOps(t)
+	for body, want := range map[string]time.Duration{
+		`"expires_in":3600`:      time.Hour,
+		`"expires_in":"1h"`:      time.Hour,
+		`"expires_in":"90 mins"`: 90 * time.Minute,
+		`"expires_in":"1d"`:      24 * time.Hour,
+		`"expires_in":"2000ms"`:  2 * time.Second,
+		`"expires_in":"7200000"`: 2 * time.Hour,
+	} {
+		got, err := run(u, "create_authentication_tokens", events.Caller{}, `{"username":"admin","password":"admin-pw",`+body+`}`)
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		v, err := u.Auth.Verifier().Verify(got.(TokensReply).OperationToken)
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		// Token times are whole seconds.
+		if life := time.Until(v.Expires); life > want || life < want-2*time.Second {
+			t.Errorf("%s: lives %v, want %v", body, life, want)
+		}
+	}
 }
