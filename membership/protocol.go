@@ -128,8 +128,8 @@ func (p *Protocol) retryBusy(ctx context.Context, peer string, attempt func(ctx 
 		err := attempt(ctx)
 		var busy *errPeerBusy
 		if !errors.As(err, &busy) {
-			if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) && p.base.Err() != nil {
-				return ErrStopping
+			if errors.Is(err, context.Canceled) && p.base.Err() != nil {
+				return ErrStopping // the protocol stopped under it
 			}
 			return err
 		}
