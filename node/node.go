@@ -267,6 +267,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Log:       log,
 		Metrics:   n.Metrics,
 		Backlog:   n.Repl.Backlog,
+		Requeue:   n.Repl.Requeue,
 		// A pass that adds a source group makes nats-server scan the whole
 		// txn stream backwards for that source (filestore
 		// recoverSourcesBackwardScan), tens of ms at 50k messages: under a

@@ -367,8 +367,8 @@ func TestIncrementalSubscriptionsMergeIntoOneSourcePerPeer(t *testing.T) {
 	for i := 0; i < tables; i++ {
 		keys = append(keys, storage.TableKey{Database: "data", Table: fmt.Sprintf("t%d", i)})
 	}
-	want := topology.ShardsUsed(keys)
-	nodetest.Eventually(t, 30*time.Second, "one source per shard for b", func() bool {
+	want := topology.LaneCount(len(keys))
+	nodetest.Eventually(t, 30*time.Second, "one lane per shard for b", func() bool {
 		st := a.Repl.Status()["b"]
 		return st.Sources == want && st.Converged
 	})

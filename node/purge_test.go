@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"github.com/clusterd/clusterd/node"
 	"github.com/clusterd/clusterd/node/nodetest"
 	"github.com/clusterd/clusterd/storage"
-	"github.com/clusterd/clusterd/topology"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -142,8 +142,10 @@ func TestPurgeStreamOptions(t *testing.T) {
 	wantPayloads(t, a, "txn.data.dog.a", payloads("a2", 0, 2)...)
 }
 
-// sourceStarts returns the start sequences of n's sources, by peer.
-func sourceStarts(t *testing.T, n *node.Node) map[string][]uint64 {
+// laneSubjects returns the table subjects n's replication lanes carry: the
+// filters of the consumers its stream's sources are bound to, read on the
+// origins.
+func laneSubjects(t *testing.T, n *node.Node) []string {
 	t.Helper()
 	s, err := jsFor(t, n).Stream(context.Background(), "txn")
 	if err != nil {
@@ -153,53 +155,39 @@ func sourceStarts(t *testing.T, n *node.Node) map[string][]uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string][]uint64{}
-	for _, src := range info.Config.Sources {
-		if src.External != nil {
-			out[src.External.APIPrefix] = append(out[src.External.APIPrefix], src.OptStartSeq)
-		}
-	}
-	return out
-}
-
-// sourcedSubjects returns the table subjects n's sources carry.
-func sourcedSubjects(t *testing.T, n *node.Node) []string {
-	t.Helper()
-	s, err := jsFor(t, n).Stream(context.Background(), "txn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Another node's JetStream API is clusterd's to reach, not an app's.
+	nc := nodetest.Internal(t, n)
 	var out []string
 	for _, src := range info.Config.Sources {
-		for _, tr := range src.SubjectTransforms {
-			if !strings.HasPrefix(tr.Source, "txn._clusterd.") {
-				out = append(out, tr.Source)
+		if src.External == nil || src.Consumer == nil {
+			continue
+		}
+		m, err := nc.Request(src.External.APIPrefix+".CONSUMER.INFO.txn."+src.Consumer.Name, nil, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ci jetstream.ConsumerInfo
+		if err := json.Unmarshal(m.Data, &ci); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range append(ci.Config.FilterSubjects, ci.Config.FilterSubject) {
+			if strings.HasPrefix(f, "txn.") {
+				out = append(out, f)
 			}
 		}
 	}
 	return out
 }
 
-// A source resumes from the last transaction it imported: JetStream keeps
-// that position in an index, but rebuilds it from the stream's messages
-// when the index is outdated (after a crash), and clusterd rebuilds a
-// source group from them when a table joins or leaves it. A purge that
-// removed those messages must not make the node import the purged
-// transactions again.
+// A lane resumes from the last transaction this node imported: JetStream
+// keeps that position in an index, but rebuilds it from the stream's
+// messages when the index is outdated (after a crash), and clusterd rebuilds
+// a lane from them when its origin lost it (a restart). A purge that removed
+// those messages must not make the node import the purged transactions
+// again.
 func TestPurgedTransactionsStayPurged(t *testing.T) {
-	// Two tables in the same shard, subscribed together, share one source
-	// group from a.
-	dog := storage.TableKey{Database: "data", Table: "dog"}
-	var cat storage.TableKey
-	for i := 0; cat.Table == ""; i++ {
-		if k := (storage.TableKey{Database: "data", Table: fmt.Sprintf("cat%d", i)}); topology.ShardOf(k) == topology.ShardOf(dog) {
-			cat = k
-		}
-	}
+	// Two tables subscribed together share one lane from a.
+	cat := storage.TableKey{Database: "data", Table: "cat"}
 	catSubject := "txn.data." + cat.Table + ".a"
 	nodes := settledMesh(t, "a", "b")
 	a, b := nodes[0], nodes[1]
@@ -222,22 +210,16 @@ func TestPurgedTransactionsStayPurged(t *testing.T) {
 
 	purge(t, b, map[string]any{"table": "dog"})
 	wantPayloads(t, b, "txn.data.dog.a")
-	// The source is re-anchored right after what b had received (a's
-	// sequence 25, the last cat).
-	nodetest.Eventually(t, 10*time.Second, "b's source from a re-anchored after sequence 25", func() bool {
-		starts := sourceStarts(t, b)["$JS.a.API"]
-		return len(starts) == 1 && starts[0] == 26
-	})
-	// cat leaves the group: the group is rebuilt for dog alone, which has
-	// no message left to resume from.
+	// cat leaves the lane: dog goes on alone, with no message left here to
+	// resume from.
 	r = nodetest.Op(t, b, "update_node", map[string]any{"node_name": "a", "subscriptions": []any{
 		map[string]any{"table": cat.Table, "subscribe": false, "publish": false},
 	}})
 	if r.Status != 200 {
 		t.Fatalf("update_node: %s", r.Body)
 	}
-	nodetest.Eventually(t, 10*time.Second, "the group rebuilt without "+cat.Table, func() bool {
-		subjects := sourcedSubjects(t, b)
+	nodetest.Eventually(t, 10*time.Second, "the lane without "+cat.Table, func() bool {
+		subjects := laneSubjects(t, b)
 		return len(subjects) == 1 && subjects[0] == "txn.data.dog.a"
 	})
 	publish(t, a, "data", "dog", 2, "new")

@@ -81,7 +81,7 @@ func TestScaleFullMesh(t *testing.T) {
 		subs[i] = sub(fmt.Sprintf("t%04d", i), true, true)
 		keys = append(keys, storage.TableKey{Database: "data", Table: fmt.Sprintf("t%04d", i)})
 	}
-	wantSources := topology.ShardsUsed(keys)
+	wantSources := topology.LaneCount(len(keys))
 	start = time.Now()
 	for i, a := range nodes {
 		for _, b := range nodes[i+1:] {

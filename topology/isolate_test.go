@@ -7,10 +7,10 @@ import (
 	"github.com/clusterd/clusterd/storage"
 )
 
-func TestForgetDepartedKeepsOnlyCurrentShards(t *testing.T) {
-	m := map[string]time.Time{"a/1": time.Now(), "gone/3": time.Now()}
-	forgetDeparted(m, map[string][]sourceGroup{"a/1": {{Peer: "a"}}})
-	if _, ok := m["gone/3"]; ok || len(m) != 1 {
+func TestForgetDepartedKeepsOnlyCurrentLanes(t *testing.T) {
+	m := map[string]time.Time{"repl_x_1": time.Now(), "repl_x_gone": time.Now()}
+	forgetDeparted(m, map[string][]lane{"a": {{Peer: "a", Name: "repl_x_1"}}})
+	if _, ok := m["repl_x_gone"]; ok || len(m) != 1 {
 		t.Fatalf("bookkeeping after a peer left: %v", m)
 	}
 }

@@ -53,6 +53,10 @@ type Loop struct {
 	// Backlog, when set, counts the items still to converge after a pass;
 	// it feeds the worker's queue depth gauge.
 	Backlog func() int
+	// Requeue, when set, is asked after a successful pass how soon the
+	// next must come (0: at the resync): work that waits on the servers
+	// (a catch-up lane reaching its main lane) is looked at again soon.
+	Requeue func() time.Duration
 
 	mu       sync.Mutex
 	status   Status
@@ -122,6 +126,11 @@ func (l *Loop) Run(ctx context.Context) {
 		} else {
 			backoff = l.MinBackoff
 			wait = l.Resync - l.Resync/10 + rand.N(l.Resync/5+1)
+			if l.Requeue != nil {
+				if d := l.Requeue(); d > 0 {
+					wait = min(wait, d)
+				}
+			}
 		}
 		// Triggers that came while the pass ran mean a burst is under way:
 		// the next pass is paced (MaxDuty). Otherwise wait for one.

@@ -2,11 +2,8 @@ package topology
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"fmt"
-	"hash/fnv"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,197 +15,21 @@ import (
 	"go.uber.org/zap"
 )
 
-// A source group is one JetStream source on the transaction stream: a peer's
-// stream filtered to a set of tables, started at one position. Groups are
-// immutable: a table joining a peer's replication gets a new group (its own
-// start position); a table leaving shrinks its group, which is recreated at
-// exactly the sequence after the last transaction it had imported. A marker
-// filter (txn._clusterd.<id>.<peer>, which no transaction uses) gives every
-// group a unique identity, so JetStream never resumes a new group from a
-// stale position it remembers for an old one with the same filters.
-type sourceGroup struct {
-	Peer      string
-	ID        string
-	Tables    []storage.TableKey
-	StartSeq  uint64
-	StartTime *time.Time
-}
-
-const markerDB = "_clusterd"
-
-// ShardCount bounds how many source groups a peer's tables are spread over.
-// nats-server checks a source's subject filters against each other on every
-// stream update (quadratic in filters per source): 1000 tables in one source
-// made each update take seconds; in 16 shards of ~60 filters it takes
-// milliseconds, and a change to one table only touches its shard.
-const ShardCount = 16
-
-// ShardOf is the shard a table's replication belongs to.
-func ShardOf(k storage.TableKey) int {
-	h := fnv.New32a()
-	h.Write([]byte(k.Database))
-	h.Write([]byte{0})
-	h.Write([]byte(k.Table))
-	return int(h.Sum32() % ShardCount)
-}
-
-// ShardsUsed is how many source groups a converged peer with these tables has.
-func ShardsUsed(keys []storage.TableKey) int {
-	seen := map[int]bool{}
-	for _, k := range keys {
-		seen[ShardOf(k)] = true
-	}
-	return len(seen)
-}
-
-// shardKey names the (peer, shard) a group belongs to.
-func (g sourceGroup) shardKey() string {
-	if len(g.Tables) == 0 {
-		return g.Peer
-	}
-	return fmt.Sprintf("%s/%d", g.Peer, ShardOf(g.Tables[0]))
-}
-
-func apiPrefix(peer string) string { return "$JS." + peer + ".API" }
-
-func markerSubject(id, peer string) string { return "txn." + markerDB + "." + id + "." + peer }
-
-func newGroupID() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// toSource renders a group as a stream source.
-func (g sourceGroup) toSource() *jetstream.StreamSource {
-	tr := []jetstream.SubjectTransformConfig{{Source: markerSubject(g.ID, g.Peer), Destination: markerSubject(g.ID, g.Peer)}}
-	for _, k := range g.Tables {
-		s := OriginSubject(k, g.Peer)
-		tr = append(tr, jetstream.SubjectTransformConfig{Source: s, Destination: s})
-	}
-	return &jetstream.StreamSource{
-		Name:              TxnStreamName,
-		OptStartSeq:       g.StartSeq,
-		OptStartTime:      g.StartTime,
-		SubjectTransforms: tr,
-		External:          &jetstream.ExternalStream{APIPrefix: apiPrefix(g.Peer)},
-	}
-}
-
-// parseSource reads a group back from a stream source; ok is false for
-// sources clusterd did not make.
-func parseSource(s *jetstream.StreamSource) (sourceGroup, bool) {
-	if s == nil || s.Name != TxnStreamName || s.External == nil {
-		return sourceGroup{}, false
-	}
-	peer, ok := strings.CutPrefix(s.External.APIPrefix, "$JS.")
-	if !ok {
-		return sourceGroup{}, false
-	}
-	peer, ok = strings.CutSuffix(peer, ".API")
-	if !ok {
-		return sourceGroup{}, false
-	}
-	g := sourceGroup{Peer: peer, StartSeq: s.OptStartSeq, StartTime: s.OptStartTime}
-	for _, tr := range s.SubjectTransforms {
-		p := strings.Split(tr.Source, ".")
-		if len(p) != 4 || p[0] != "txn" || p[3] != peer {
-			return sourceGroup{}, false
-		}
-		if p[1] == markerDB {
-			g.ID = p[2]
-			continue
-		}
-		g.Tables = append(g.Tables, storage.TableKey{Database: p[1], Table: p[2]})
-	}
-	return g, g.ID != ""
-}
-
-// wanted is a table a peer's transactions must flow into for.
-type wanted struct {
-	Start    time.Time
-	Epoch    int64
-	Resource bool // re-source from Start, dropping what was imported
-	// Floor is the import floor (see storage.RaiseImportFloor): the peer's
-	// sequences up to it were received here, though a purge may have
-	// removed them. A group must start after the floors of its tables.
-	Floor uint64
-}
-
-// replicationPlan is what a pass must change.
-type replicationPlan struct {
-	Keep   []sourceGroup                 // untouched
-	Drop   []sourceGroup                 // removed (shrunk ones are re-added with Remain)
-	Shrunk []shrunkGroup                 // groups that lose tables but keep others
-	Fresh  map[string][]storage.TableKey // tables with no group yet, by peer
-	Want   map[string]map[storage.TableKey]wanted
-}
-
-type shrunkGroup struct {
-	Old    sourceGroup
-	Remain []storage.TableKey
-}
-
-func (p replicationPlan) Empty() bool { return len(p.Drop) == 0 && len(p.Fresh) == 0 }
-
-// planReplication compares the groups on the stream with the tables each peer
-// must replicate. Pure.
-func planReplication(have []sourceGroup, want map[string]map[storage.TableKey]wanted, stalled map[string]bool) replicationPlan {
-	p := replicationPlan{Fresh: map[string][]storage.TableKey{}, Want: want}
-	covered := map[string]map[storage.TableKey]bool{}
-	for _, g := range have {
-		w := want[g.Peer]
-		var remain []storage.TableKey
-		stale := false // a purge removed what this group would resume from
-		for _, k := range g.Tables {
-			if x, ok := w[k]; ok && !x.Resource && !covered[g.Peer][k] {
-				remain = append(remain, k)
-				stale = stale || (x.Floor > 0 && x.Floor >= g.StartSeq)
-			}
-		}
-		if len(remain) == len(g.Tables) && len(remain) > 0 && !stalled[g.ID] && !stale {
-			p.Keep = append(p.Keep, g)
-		} else {
-			p.Drop = append(p.Drop, g)
-			if len(remain) > 0 {
-				p.Shrunk = append(p.Shrunk, shrunkGroup{Old: g, Remain: remain})
-			}
-		}
-		if covered[g.Peer] == nil {
-			covered[g.Peer] = map[storage.TableKey]bool{}
-		}
-		for _, k := range remain {
-			covered[g.Peer][k] = true
-		}
-	}
-	for peer, w := range want {
-		for k := range w {
-			if !covered[peer][k] {
-				p.Fresh[peer] = append(p.Fresh[peer], k)
-			}
-		}
-		sortKeys(p.Fresh[peer])
-		if len(p.Fresh[peer]) == 0 {
-			delete(p.Fresh, peer)
-		}
-	}
-	return p
-}
-
-func sortKeys(ks []storage.TableKey) {
-	sort.Slice(ks, func(i, j int) bool { return ks[i].String() < ks[j].String() })
-}
-
 // PeerReplication is one peer's replication state, for cluster_status.
 type PeerReplication struct {
 	Converged bool   `json:"converged"`
 	Lag       uint64 `json:"lag"`
 	Sources   int    `json:"sources"`
-	LastError string `json:"last_error,omitempty"`
+	// CatchingUp counts the catch-up lanes among Sources: tables whose
+	// start lay behind their main lane, not joined to it yet.
+	CatchingUp int    `json:"catching_up,omitempty"`
+	LastError  string `json:"last_error,omitempty"`
 }
 
-// ReplicationReconciler converges the transaction stream's sources to the
-// subscriptions in storage.
+// ReplicationReconciler converges this node's lanes (see lane) to the
+// subscriptions in storage. A pass observes the stream's sources and each
+// lane's consumer on its origin, plans with planStep (pure) and applies one
+// kind of change at a time, re-observing between steps.
 type ReplicationReconciler struct {
 	Store  *storage.Store
 	Stream *TxnStream
@@ -221,27 +42,54 @@ type ReplicationReconciler struct {
 	status   map[string]PeerReplication
 	backlog  int
 	lagPeers map[string]bool
-	// firstSeen is when each group was first seen on the stream (by ID), so
-	// a new group gets time to start before it can be judged stalled.
-	firstSeen map[string]time.Time
-	// lastMerge is when a peer's groups were last merged (or tried).
-	lastMerge map[string]time.Time
-	// restarted holds peers that announced a restart: their sources here
-	// lost their consumers there and are recreated at once.
+	lanes    map[string][]lane // last observation, by peer
+
 	restartedMu sync.Mutex
 	restarted   map[string]bool
 	// settled is the desired state of the last pass that found nothing to
 	// change, and settledAt when that was: a pass woken again before
-	// recheckAfter with the same desired state has nothing to do, so it
-	// skips asking the server (stream info, ~25% of a busy node's CPU under
-	// a stream of operations that change nothing here). Drift is still
-	// caught by the periodic resync, which comes later than recheckAfter.
+	// recheckAfter with the same desired state skips asking the servers.
 	settled   map[string]map[storage.TableKey]wanted
 	settledAt time.Time
+	// mergeTried spaces merge attempts of a catch-up lane.
+	mergeTried map[string]time.Time
+	// firstSeen is when this process first saw each lane (by name): a lane
+	// gets stallGrace to start before its silence counts.
+	firstSeen map[string]time.Time
+	// removedAt is, per peer and table taken out of a lane to be
+	// re-sourced, the lane's position after the removal and when it was
+	// removed: the purge waits until what the lane delivered before is in.
+	removedAt map[string]map[storage.TableKey]removal
 }
 
-// recheckAfter is how long a settled pass vouches for the server's state.
+type removal struct {
+	next uint64
+	at   time.Time
+}
+
+// A healthy lane's source hears from its consumer every second (heartbeats
+// when idle). One that has heard nothing for stallSilence, although the
+// consumer is there, is stuck in nats-server's retry backoff (its consumer
+// request went out before the mesh was up, after a restart: a 5 s timeout,
+// then backoff): the lane is rebuilt, exactly, from what this node imported.
+const (
+	stallSilence = 2 * time.Second
+	stallGrace   = time.Second
+)
+
+// recheckAfter is how long a settled pass vouches for the servers' state.
 const recheckAfter = time.Second
+
+// pauseFor bounds how long a lane stays paused should clusterd die
+// between pausing and resuming it (nats-server resumes it then).
+const pauseFor = 10 * time.Second
+
+// mergeEvery spaces merge attempts of one catch-up lane; a merge tries
+// mergeAttempts times in a row before it waits that long.
+const (
+	mergeEvery    = 100 * time.Millisecond
+	mergeAttempts = 8
+)
 
 func sameWant(a, b map[string]map[storage.TableKey]wanted) bool {
 	if len(a) != len(b) {
@@ -253,8 +101,7 @@ func sameWant(a, b map[string]map[storage.TableKey]wanted) bool {
 			return false
 		}
 		for k, x := range wa {
-			y, ok := wb[k]
-			if !ok || !x.Start.Equal(y.Start) || x.Epoch != y.Epoch || x.Resource != y.Resource || x.Floor != y.Floor {
+			if y, ok := wb[k]; !ok || !x.Start.Equal(y.Start) || x.Epoch != y.Epoch || x.Resource != y.Resource || x.Floor != y.Floor {
 				return false
 			}
 		}
@@ -268,9 +115,9 @@ func (r *ReplicationReconciler) restartPending() bool {
 	return len(r.restarted) > 0
 }
 
-// PeerRestarted asks the next pass to recreate every source from peer
-// (at their exact resume points) instead of waiting for them to be judged
-// stalled.
+// PeerRestarted asks the next pass to look at peer's lanes at once: a
+// restarted origin lost the lanes' consumers (they live in its memory), and
+// they are rebuilt from what this node imported.
 func (r *ReplicationReconciler) PeerRestarted(peer string) {
 	r.restartedMu.Lock()
 	defer r.restartedMu.Unlock()
@@ -278,173 +125,6 @@ func (r *ReplicationReconciler) PeerRestarted(peer string) {
 		r.restarted = map[string]bool{}
 	}
 	r.restarted[peer] = true
-}
-
-// mergeInterval spaces merge attempts for one peer.
-const mergeInterval = 3 * time.Second
-
-// mergeGroups folds a peer's several groups into one, keeping replication
-// cost per peer constant however the tables were added. Groups are stopped,
-// their exact resume points R read from what they imported, and the merged
-// group starts at M = max R. A group may join only if the peer holds none of
-// its tables' transactions in [R, M) — else starting at M would skip them —
-// which is checked against the peer; groups that cannot join yet are
-// restarted where they were and tried again later.
-func (r *ReplicationReconciler) mergeGroups(ctx context.Context, have []sourceGroup) (bool, error) {
-	byShard := map[string][]sourceGroup{}
-	for _, g := range have {
-		byShard[g.shardKey()] = append(byShard[g.shardKey()], g)
-	}
-	if r.lastMerge == nil {
-		r.lastMerge = map[string]time.Time{}
-	}
-	forgetDeparted(r.lastMerge, byShard)
-	var key string
-	for k, gs := range byShard {
-		if len(gs) > 1 && time.Since(r.lastMerge[k]) > mergeInterval {
-			key = k
-			break
-		}
-	}
-	if key == "" {
-		return false, nil
-	}
-	r.lastMerge[key] = time.Now()
-	groups := byShard[key]
-	peer := groups[0].Peer
-	var others []sourceGroup
-	for _, g := range have {
-		if g.shardKey() != key {
-			others = append(others, g)
-		}
-	}
-	if err := r.Stream.SetSources(ctx, sources(others)); err != nil {
-		return false, err
-	}
-	resume := make([]uint64, len(groups))
-	var m uint64
-	for i, g := range groups {
-		rg, err := r.resumeGroup(ctx, peer, g.Tables, g.StartSeq)
-		if err != nil {
-			return true, r.restore(ctx, others, groups, nil, err)
-		}
-		resume[i] = rg.StartSeq
-		m = max(m, rg.StartSeq)
-	}
-	merged := sourceGroup{Peer: peer, ID: newGroupID(), StartSeq: m}
-	var rest []sourceGroup
-	for i, g := range groups {
-		ok, err := r.noTransactionsBetween(ctx, peer, g.Tables, resume[i], m)
-		if err != nil {
-			return true, r.restore(ctx, others, groups, resume, err)
-		}
-		if ok {
-			merged.Tables = append(merged.Tables, g.Tables...)
-		} else {
-			rest = append(rest, sourceGroup{Peer: peer, ID: newGroupID(), Tables: g.Tables, StartSeq: resume[i]})
-		}
-	}
-	sortKeys(merged.Tables)
-	all := append(append([]sourceGroup{}, others...), rest...)
-	if len(merged.Tables) > 0 {
-		all = append(all, merged)
-	}
-	if err := r.Stream.SetSources(ctx, sources(all)); err != nil {
-		return true, err
-	}
-	r.Log.Info("replication groups merged", zap.String("peer", peer), zap.String("shard", key), zap.Int("groups_before", len(groups)), zap.Int("groups_after", len(rest)+1))
-	return true, nil
-}
-
-// restore puts a peer's groups back after a failed merge, at their resume
-// points when known (else where they started: nothing was read, nothing lost).
-func (r *ReplicationReconciler) restore(ctx context.Context, others, groups []sourceGroup, resume []uint64, cause error) error {
-	all := append([]sourceGroup{}, others...)
-	for i, g := range groups {
-		ng := sourceGroup{Peer: g.Peer, ID: newGroupID(), Tables: g.Tables, StartSeq: g.StartSeq}
-		if resume != nil {
-			ng.StartSeq = resume[i]
-		} else if rg, err := r.resumeGroup(ctx, g.Peer, g.Tables, g.StartSeq); err == nil {
-			ng.StartSeq = rg.StartSeq
-		}
-		all = append(all, ng)
-	}
-	if err := r.Stream.SetSources(ctx, sources(all)); err != nil {
-		return fmt.Errorf("restore groups after failed merge (%v): %w", cause, err)
-	}
-	return fmt.Errorf("merge groups: %w", cause)
-}
-
-// noTransactionsBetween says whether the peer holds no transaction of tables
-// with a sequence in [from, to).
-func (r *ReplicationReconciler) noTransactionsBetween(ctx context.Context, peer string, tables []storage.TableKey, from, to uint64) (bool, error) {
-	if from >= to {
-		return true, nil
-	}
-	for _, k := range tables {
-		seq, err := r.Stream.PeerNextSeq(ctx, peer, OriginSubject(k, peer), from)
-		if err != nil {
-			return false, err
-		}
-		if seq != 0 && seq < to {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
-// Stall thresholds: a healthy source hears from its origin every second.
-const (
-	stallSilence = 3 * time.Second
-	stallGrace   = 2 * time.Second
-)
-
-// stalledGroups finds groups whose source has not heard from the peer for a
-// while: nats-server retries a failed source with growing backoff (tens of
-// seconds after a restart) and can stall while reporting no lag; recreating
-// the group at its exact resume point gets it flowing at once.
-func (r *ReplicationReconciler) stalledGroups(info *jetstream.StreamInfo, have []sourceGroup) map[string]bool {
-	now := time.Now()
-	if r.firstSeen == nil {
-		r.firstSeen = map[string]time.Time{}
-	}
-	current := map[string]bool{}
-	for _, g := range have {
-		current[g.ID] = true
-		if _, ok := r.firstSeen[g.ID]; !ok {
-			r.firstSeen[g.ID] = now
-		}
-	}
-	for id := range r.firstSeen {
-		if !current[id] {
-			delete(r.firstSeen, id)
-		}
-	}
-	stalled := map[string]bool{}
-	r.restartedMu.Lock()
-	for _, g := range have {
-		if r.restarted[g.Peer] {
-			stalled[g.ID] = true
-		}
-	}
-	r.restarted = nil
-	r.restartedMu.Unlock()
-	for _, si := range info.Sources {
-		id := ""
-		for _, tr := range si.SubjectTransforms {
-			if p := strings.Split(tr.Source, "."); len(p) == 4 && p[1] == markerDB {
-				id = p[2]
-			}
-		}
-		seen, ok := r.firstSeen[id]
-		if !ok || now.Sub(seen) < stallGrace {
-			continue
-		}
-		if si.Active < 0 || si.Active > stallSilence {
-			stalled[id] = true
-		}
-	}
-	return stalled
 }
 
 // Status returns the per-peer replication state observed by the last pass.
@@ -456,6 +136,14 @@ func (r *ReplicationReconciler) Status() map[string]PeerReplication {
 		out[k] = v
 	}
 	return out
+}
+
+// Backlog is the number of subscribed tables that no healthy lane carried
+// at the end of the latest pass: the worker's queue.
+func (r *ReplicationReconciler) Backlog() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.backlog
 }
 
 func (r *ReplicationReconciler) desired() (map[string]map[storage.TableKey]wanted, error) {
@@ -493,6 +181,9 @@ func (r *ReplicationReconciler) desired() (map[string]map[storage.TableKey]wante
 	return out, nil
 }
 
+// maxSteps bounds the steps of one pass; what is left is the next pass's.
+const maxSteps = 8
+
 // Reconcile implements ReconcileFunc.
 func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 	want, err := r.desired()
@@ -503,243 +194,768 @@ func (r *ReplicationReconciler) Reconcile(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	r.settled = nil
-	info, err := r.Stream.Ensure(ctx)
-	if err != nil {
-		return false, err
+	for peer := range r.removedAt {
+		if _, ok := want[peer]; !ok {
+			delete(r.removedAt, peer)
+		}
 	}
-	var have []sourceGroup
+	r.restartedMu.Lock()
+	r.restarted = nil
+	r.restartedMu.Unlock()
+	changed := false
+	for range maxSteps {
+		info, err := r.Stream.Ensure(ctx)
+		if err != nil {
+			return changed, err
+		}
+		lanes, foreign, peerErrs := r.observe(ctx, info)
+		plan := planStep(lanes, want, foreign, r.mergeDue)
+		if plan.Kind == stepNone {
+			// A peer that could not be asked is reported on its own
+			// (cluster_status) and looked at again on the next pass; the
+			// others are converged, and so is the worker.
+			r.record(info, lanes, want, peerErrs)
+			if len(peerErrs) == 0 {
+				r.settled, r.settledAt = want, time.Now()
+			}
+			return changed, nil
+		}
+		stepErrs := r.apply(ctx, plan, lanes, want)
+		changed = true
+		r.Log.Info("replication step", zap.String("step", plan.Kind.String()), zap.Int("errors", len(stepErrs)))
+		for p, e := range stepErrs {
+			peerErrs[p] = e
+		}
+		if len(stepErrs) > 0 || plan.Kind == stepMerge {
+			if info, err := r.Stream.Info(ctx); err == nil {
+				lanes, _, _ := r.observe(ctx, info)
+				r.record(info, lanes, want, peerErrs)
+			}
+			if len(stepErrs) > 0 {
+				return changed, joinPeerErrs(peerErrs)
+			}
+			if plan.Kind == stepMerge {
+				return changed, nil // merges not yet possible wait for the next pass
+			}
+		}
+		// Tables just placed or rebuilt may need the stream to settle
+		// before the next observation; want is re-read for epochs applied.
+		if want, err = r.desired(); err != nil {
+			return changed, err
+		}
+	}
+	return changed, nil
+}
+
+func joinPeerErrs(errs map[string]error) error {
+	var msgs []string
+	for p, err := range errs {
+		msgs = append(msgs, p+": "+err.Error())
+	}
+	sort.Strings(msgs)
+	return fmt.Errorf("replication not converged for %s", strings.Join(msgs, "; "))
+}
+
+// Requeue asks for the next pass soon while catch-up lanes wait to join
+// their main lane (see Loop.Requeue).
+// and while lanes are too young to be judged stalled.
+func (r *ReplicationReconciler) Requeue() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ls := range r.lanes {
+		for _, l := range ls {
+			if !l.Main && len(l.Tables) > 0 {
+				return mergeEvery
+			}
+		}
+	}
+	for _, t := range r.firstSeen {
+		if time.Since(t) < stallGrace+stallSilence {
+			return stallGrace / 2
+		}
+	}
+	return 0
+}
+
+func (r *ReplicationReconciler) mergeDue(l lane) bool {
+	return time.Since(r.mergeTried[l.Name]) >= mergeEvery
+}
+
+// observe reads this node's lanes: the stream's sources, and each lane's
+// consumer on its origin (peers asked in parallel, one lane after another).
+func (r *ReplicationReconciler) observe(ctx context.Context, info *jetstream.StreamInfo) (map[string][]lane, bool, map[string]error) {
+	lanes := map[string][]lane{}
 	foreign := false
 	for _, s := range info.Config.Sources {
-		if g, ok := parseSource(s); ok {
-			have = append(have, g)
+		if l, ok := parseLaneSource(s, r.Stream.Node); ok {
+			lanes[l.Peer] = append(lanes[l.Peer], l)
 		} else {
-			foreign = true // not ours: removed below
+			foreign = true // not ours: removed
 		}
 	}
-	stalled := r.stalledGroups(info, have)
-	plan := planReplication(have, want, stalled)
-	if plan.Empty() && !foreign {
-		if merged, err := r.mergeGroups(ctx, have); merged || err != nil {
-			return merged, err
+	// Source infos name no consumer: errors, lag and silence are known
+	// per peer.
+	srcErr, lag, silent := map[string]string{}, map[string]uint64{}, map[string]bool{}
+	for _, si := range info.Sources {
+		if si == nil || si.External == nil {
+			continue
 		}
-		r.observe(info, want, nil)
-		r.settled, r.settledAt = want, time.Now()
-		return false, nil
-	}
-	// Stop changed groups first, so the positions read next are final.
-	if len(plan.Drop) > 0 || foreign {
-		if err := r.Stream.SetSources(ctx, sources(plan.Keep)); err != nil {
-			return false, err
+		peer := strings.TrimSuffix(strings.TrimPrefix(si.External.APIPrefix, "$JS."), ".API")
+		lag[peer] += si.Lag
+		if si.Error != nil && srcErr[peer] == "" {
+			srcErr[peer] = si.Error.Error()
+		}
+		if si.Active < 0 || si.Active > stallSilence {
+			silent[peer] = true
 		}
 	}
-	// Work out the new groups peer by peer, so one unreachable peer does not
-	// hold up the others; its tables stay unsourced and the pass is retried.
-	var added []sourceGroup
+	now := time.Now()
+	seen := map[string]time.Time{}
+	for _, ls := range lanes {
+		for _, l := range ls {
+			if t, ok := r.firstSeen[l.Name]; ok {
+				seen[l.Name] = t
+			} else {
+				seen[l.Name] = now
+			}
+		}
+	}
+	r.firstSeen = seen
+	forgetDeparted(r.mergeTried, lanes)
 	peerErrs := map[string]error{}
-	for _, sg := range plan.Shrunk {
-		g, err := r.resumeGroup(ctx, sg.Old.Peer, sg.Remain, sg.Old.StartSeq)
-		if err != nil {
-			peerErrs[sg.Old.Peer] = err
-			continue
-		}
-		added = append(added, g)
-	}
-	type resourcedTable struct {
-		peer string
-		k    storage.TableKey
-		e    int64
-	}
-	var resourced []resourcedTable
-	for peer, tables := range plan.Fresh {
-		if peerErrs[peer] != nil {
-			continue
-		}
-		gs, rs, err := r.freshGroups(ctx, peer, tables, want[peer])
-		if err != nil {
-			peerErrs[peer] = err
-			continue
-		}
-		added = append(added, gs...)
-		for _, k := range rs {
-			resourced = append(resourced, resourcedTable{peer, k, want[peer][k].Epoch})
-		}
-	}
-	all, err := r.setSourcesIsolating(ctx, plan.Keep, added, peerErrs)
-	if err != nil {
-		return true, err
-	}
-	for _, x := range resourced {
-		if err := r.Store.SetAppliedEpoch(x.peer, x.k, x.e); err != nil {
-			return true, err
-		}
-	}
-	r.Log.Info("replication sources updated", zap.Int("groups", len(all)), zap.Int("added", len(added)),
-		zap.Int("dropped", len(plan.Drop)), zap.Int("restarted_stalled", len(stalled)), zap.Strings("stalled_peers", stalledPeers(have, stalled)))
-	if info, err := r.Stream.Info(ctx); err == nil {
-		r.observe(info, want, peerErrs)
-	}
-	if len(peerErrs) > 0 {
-		var msgs []string
-		for p, err := range peerErrs {
-			msgs = append(msgs, p+": "+err.Error())
-		}
-		sort.Strings(msgs)
-		return true, fmt.Errorf("replication not converged for %s", strings.Join(msgs, "; "))
-	}
-	return true, nil
-}
-
-// freshGroups makes groups for tables that have none: a table re-sourced for
-// a new start time is purged of the peer's transactions and starts at that
-// time; a table that has imported before resumes right after its last
-// import; any other starts at its start time. Tables with the same start
-// share a group.
-func (r *ReplicationReconciler) freshGroups(ctx context.Context, peer string, tables []storage.TableKey, want map[storage.TableKey]wanted) (groups []sourceGroup, resourced []storage.TableKey, err error) {
-	// One look at the newest import from this peer spares a lookup per table
-	// when nothing was ever imported (every new setup).
-	anyImported, err := r.Stream.LastImportedSeq(ctx, "txn.*.*."+peer)
-	if err != nil {
-		return nil, nil, err
-	}
-	type groupKey struct {
-		shard int
-		seq   uint64
-	}
-	bySeq := map[groupKey]int{}
-	seqAt := map[time.Time]uint64{}
-	var lastImported map[string]uint64
-	if anyImported > 0 {
-		subjects := make([]string, len(tables))
-		for i, k := range tables {
-			subjects[i] = OriginSubject(k, peer)
-		}
-		if lastImported, err = r.Stream.LastImportedSeqs(ctx, subjects); err != nil {
-			return nil, nil, err
-		}
-	}
-	for _, k := range tables {
-		w := want[k]
-		var seq uint64
-		if w.Resource {
-			if err := r.Stream.Purge(ctx, jetstream.WithPurgeSubject(OriginSubject(k, peer))); err != nil {
-				return nil, nil, fmt.Errorf("purge %s before re-sourcing: %w", OriginSubject(k, peer), err)
-			}
-			// Starting over from the start time: what was received before
-			// no longer bounds where the new group starts.
-			if err := r.Store.ClearImportFloor(peer, k); err != nil {
-				return nil, nil, err
-			}
-			resourced = append(resourced, k)
-		} else if last := max(lastImported[OriginSubject(k, peer)], w.Floor); last > 0 {
-			seq = last + 1
-		}
-		if seq == 0 {
-			var ok bool
-			if seq, ok = seqAt[w.Start]; !ok {
-				if seq, err = r.Stream.PeerSeqAt(ctx, peer, w.Start); err != nil {
-					return nil, nil, fmt.Errorf("find where to start sourcing %s: %w", k, err)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for peer, ls := range lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ls {
+				l := &ls[i]
+				l.SourceErr, l.Lag = srcErr[peer], lag[peer]
+				ci, err := r.Stream.ConsumerInfo(ctx, peer, l.Name)
+				switch {
+				case errors.Is(err, errLaneGone):
+					l.Lost = true
+				case err != nil:
+					l.Unknown = true
+					mu.Lock()
+					peerErrs[peer] = err
+					mu.Unlock()
+				default:
+					l.readConsumer(ci)
+					l.Stalled = silent[peer] && now.Sub(seen[l.Name]) > stallGrace
 				}
-				seqAt[w.Start] = seq
+			}
+		}()
+	}
+	wg.Wait()
+	return lanes, foreign, peerErrs
+}
+
+// apply carries out one step; errors are per peer.
+func (r *ReplicationReconciler) apply(ctx context.Context, p passPlan, lanes map[string][]lane, want map[string]map[storage.TableKey]wanted) map[string]error {
+	errs := map[string]error{}
+	switch p.Kind {
+	case stepDrop:
+		drop := map[string]bool{}
+		for _, l := range p.Drop {
+			drop[l.Name] = true
+		}
+		if err := r.Stream.SetSources(ctx, keepSources(lanes, drop)); err != nil {
+			errs[""] = err
+			return errs
+		}
+		for _, l := range p.Drop {
+			if !l.Lost {
+				if err := r.Stream.DeleteConsumer(ctx, l.Peer, l.Name); err != nil {
+					// Left to nats-server: it deletes a consumer nobody
+					// sources after laneInactive.
+					r.Log.Debug("lane consumer not deleted", zap.String("peer", l.Peer), zap.String("lane", l.Name), zap.Error(err))
+				}
 			}
 		}
-		gk := groupKey{ShardOf(k), seq}
-		if i, ok := bySeq[gk]; ok {
-			groups[i].Tables = append(groups[i].Tables, k)
-			continue
+		for _, l := range p.Drop {
+			r.Log.Info("replication lane dropped", zap.String("peer", l.Peer), zap.String("lane", l.Name), zap.Bool("lost", l.Lost), zap.Bool("stalled", l.Stalled), zap.Bool("main", l.Main), zap.Int("tables", len(l.Tables)))
 		}
-		bySeq[gk] = len(groups)
-		groups = append(groups, sourceGroup{Peer: peer, ID: newGroupID(), Tables: []storage.TableKey{k}, StartSeq: seq})
+		if p.Foreign {
+			r.Log.Info("foreign sources removed from the transaction stream")
+		}
+	case stepTrim:
+		for _, t := range p.Trim {
+			remove := map[storage.TableKey]bool{}
+			for _, k := range t.Remove {
+				remove[k] = true
+			}
+			var keep []storage.TableKey
+			for _, k := range t.Lane.Tables {
+				if !remove[k] {
+					keep = append(keep, k)
+				}
+			}
+			l := t.Lane
+			l.Tables = keep
+			ci, err := r.updateLane(ctx, l)
+			if err != nil {
+				errs[l.Peer] = err
+				continue
+			}
+			for _, k := range t.Remove {
+				if want[l.Peer][k].Resource {
+					r.noteRemoval(l.Peer, k, ci.Delivered.Stream+1)
+				}
+			}
+		}
+	case stepResource:
+		for peer, tables := range p.Resource {
+			if err := r.resource(ctx, peer, tables, want[peer]); err != nil {
+				errs[peer] = err
+			}
+		}
+	case stepPlace:
+		var added []lane
+		for _, peer := range sortedPeers(p.Place) {
+			ls, err := r.place(ctx, peer, p.Place[peer], want[peer], lanes[peer])
+			added = append(added, ls...)
+			if err != nil {
+				errs[peer] = err
+			}
+		}
+		if len(added) > 0 {
+			if _, err := r.setSourcesIsolating(ctx, keepSources(lanes, nil), added, errs); err != nil {
+				for _, l := range added {
+					_ = r.Stream.DeleteConsumer(ctx, l.Peer, l.Name)
+				}
+				errs[""] = err
+			}
+		}
+	case stepSplit:
+		for _, l := range p.Split {
+			if err := r.split(ctx, l, p.Shards[l.Peer], lanes); err != nil {
+				errs[l.Peer] = err
+			}
+		}
+	case stepMerge:
+		for _, k := range p.Merge {
+			if r.mergeTried == nil {
+				r.mergeTried = map[string]time.Time{}
+			}
+			r.mergeTried[k.Name] = time.Now()
+			if err := r.merge(ctx, k, lanes[k.Peer]); err != nil {
+				errs[k.Peer] = err
+			}
+		}
 	}
-	return groups, resourced, nil
+	return errs
 }
 
-// resumeGroup builds a group for tables that were replicating and must go on
-// exactly after the last transaction imported (or purged after import, see
-// wanted.Floor) for any of them; with nothing imported yet, from the old start.
-func (r *ReplicationReconciler) resumeGroup(ctx context.Context, peer string, tables []storage.TableKey, oldSeq uint64) (sourceGroup, error) {
-	g := sourceGroup{Peer: peer, ID: newGroupID(), Tables: tables}
-	subjects := make([]string, len(tables))
-	for i, k := range tables {
-		subjects[i] = OriginSubject(k, peer)
-	}
-	seqs, err := r.Stream.LastImportedSeqs(ctx, subjects)
-	if err != nil {
-		return g, err
-	}
-	floors, err := r.Store.ImportFloors()
-	if err != nil {
-		return g, fmt.Errorf("load import floors: %w", err)
-	}
-	var last uint64
-	for _, seq := range seqs {
-		last = max(last, seq)
-	}
-	for _, k := range tables {
-		last = max(last, floors[peer][k])
-	}
-	g.StartSeq = max(last+1, oldSeq)
-	return g, nil
-}
-
-func sources(gs []sourceGroup) []*jetstream.StreamSource {
-	out := make([]*jetstream.StreamSource, len(gs))
-	for i, g := range gs {
-		out[i] = g.toSource()
+func keepSources(lanes map[string][]lane, drop map[string]bool) []*jetstream.StreamSource {
+	var out []*jetstream.StreamSource
+	for _, peer := range sortedPeers(lanes) {
+		for _, l := range lanes[peer] {
+			if !drop[l.Name] {
+				out = append(out, l.source())
+			}
+		}
 	}
 	return out
 }
 
-// observe records per-peer state from the stream's source infos, the
-// backlog (subscribed tables no healthy source carries yet) and the lag
-// gauges.
-func (r *ReplicationReconciler) observe(info *jetstream.StreamInfo, want map[string]map[storage.TableKey]wanted, peerErrs map[string]error) {
+func (r *ReplicationReconciler) noteRemoval(peer string, k storage.TableKey, next uint64) {
+	if r.removedAt == nil {
+		r.removedAt = map[string]map[storage.TableKey]removal{}
+	}
+	if r.removedAt[peer] == nil {
+		r.removedAt[peer] = map[storage.TableKey]removal{}
+	}
+	r.removedAt[peer][k] = removal{next: next, at: time.Now()}
+}
+
+// settleWait bounds how long a re-sourced table's purge waits for what its
+// lane delivered before the removal to be stored.
+const settleWait = 5 * time.Second
+
+// resource starts tables over from their start time: once what their lane
+// delivered before it let them go is stored, their imported transactions
+// are purged, their floors cleared and the epoch recorded as applied; the
+// place step then puts them in a catch-up lane from the start.
+func (r *ReplicationReconciler) resource(ctx context.Context, peer string, tables []storage.TableKey, want map[storage.TableKey]wanted) error {
+	var ready []storage.TableKey
+	for _, k := range tables {
+		rm, ok := r.removedAt[peer][k]
+		if !ok || time.Since(rm.at) > settleWait {
+			ready = append(ready, k)
+			continue
+		}
+		subj := OriginSubject(k, peer)
+		last, err := r.Stream.PeerLastSeqs(ctx, peer, []string{subj}, rm.next-1)
+		if err != nil {
+			return err
+		}
+		got, err := r.Stream.LastImportedSeq(ctx, subj)
+		if err != nil {
+			return err
+		}
+		if got >= last[subj] || want[k].Floor >= last[subj] {
+			ready = append(ready, k)
+		}
+	}
+	for _, k := range ready {
+		subj := OriginSubject(k, peer)
+		if err := r.Stream.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			return fmt.Errorf("purge %s before re-sourcing: %w", subj, err)
+		}
+		// Starting over from the start time: what was received before no
+		// longer bounds where the table starts.
+		if err := r.Store.ClearImportFloor(peer, k); err != nil {
+			return err
+		}
+		if err := r.Store.SetAppliedEpoch(peer, k, want[k].Epoch); err != nil {
+			return err
+		}
+		delete(r.removedAt[peer], k)
+	}
+	if len(ready) < len(tables) {
+		return fmt.Errorf("%d re-sourced tables wait for their last transactions to be stored", len(tables)-len(ready))
+	}
+	return nil
+}
+
+// starts works out where each table must start (see tableStart).
+func (r *ReplicationReconciler) starts(ctx context.Context, peer string, tables []storage.TableKey, want map[storage.TableKey]wanted) (map[storage.TableKey]uint64, error) {
+	imported, err := r.Stream.LastImportedSeqs(ctx, originSubjects(tables, peer))
+	if err != nil {
+		return nil, err
+	}
+	seqAt := map[time.Time]uint64{}
+	out := make(map[storage.TableKey]uint64, len(tables))
+	for _, k := range tables {
+		w := want[k]
+		s, ok := seqAt[w.Start]
+		if !ok {
+			if s, err = r.Stream.PeerSeqAt(ctx, peer, w.Start); err != nil {
+				return nil, fmt.Errorf("find where to start replicating %s: %w", k, err)
+			}
+			seqAt[w.Start] = s
+		}
+		out[k] = tableStart(imported[OriginSubject(k, peer)], w.Floor, s)
+	}
+	return out, nil
+}
+
+// fits splits tables into those that can join a lane at p and the rest.
+func (r *ReplicationReconciler) fits(ctx context.Context, peer string, tables []storage.TableKey, start map[storage.TableKey]uint64, p uint64) (join, rest []storage.TableKey, err error) {
+	checks := placementChecks(tables, start, p)
+	byHi := map[uint64][]rangeCheck{}
+	for _, c := range checks {
+		byHi[c.Hi] = append(byHi[c.Hi], c)
+	}
+	bad := map[storage.TableKey]bool{}
+	for hi, cs := range byHi {
+		subjects := make([]string, len(cs))
+		for i, c := range cs {
+			subjects[i] = OriginSubject(c.Table, peer)
+		}
+		last, err := r.Stream.PeerLastSeqs(ctx, peer, subjects, hi-1)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, c := range cs {
+			if !passes(c, last[subjects[i]]) {
+				bad[c.Table] = true
+			}
+		}
+	}
+	for _, k := range tables {
+		if bad[k] {
+			rest = append(rest, k)
+		} else {
+			join = append(join, k)
+		}
+	}
+	return join, rest, nil
+}
+
+// place puts tables no lane carries into lanes, shard by shard: into the
+// shard's main lane when their start allows (the lane paused while it is
+// checked, so its position is exact), else into a new main lane or a
+// catch-up lane starting exactly where they must. It returns the lanes it
+// created (their sources are the caller's to add).
+func (r *ReplicationReconciler) place(ctx context.Context, peer string, tables []storage.TableKey, want map[storage.TableKey]wanted, ls []lane) ([]lane, error) {
+	start, err := r.starts(ctx, peer, tables, want)
+	if err != nil {
+		return nil, err
+	}
+	k := peerShards(ls, len(want))
+	byShard := map[int][]storage.TableKey{}
+	for _, t := range tables {
+		byShard[ShardOf(t, k)] = append(byShard[ShardOf(t, k)], t)
+	}
+	shards := make([]int, 0, len(byShard))
+	for s := range byShard {
+		shards = append(shards, s)
+	}
+	sort.Ints(shards)
+	var created []lane
+	for _, shard := range shards {
+		ts := byShard[shard]
+		var main *lane
+		for i := range ls {
+			if l := &ls[i]; l.Main && !l.Lost && !l.Unknown && l.Shard == shard && l.Shards == k {
+				main = l
+				break
+			}
+		}
+		var join, rest []storage.TableKey
+		if main != nil {
+			ci, err := r.pauseLane(ctx, *main)
+			if err != nil {
+				return created, err
+			}
+			join, rest, err = r.fits(ctx, peer, ts, start, ci.Delivered.Stream+1)
+			if err == nil && len(join) > 0 {
+				l := *main
+				l.Tables = append(append([]storage.TableKey{}, main.Tables...), join...)
+				sortKeys(l.Tables)
+				if _, err = r.updateLane(ctx, l); err == nil {
+					main.Tables = l.Tables
+				}
+			}
+			if rerr := r.resumeLane(ctx, *main); err == nil {
+				err = rerr
+			}
+			if err != nil {
+				return created, err
+			}
+		} else {
+			var p uint64
+			for _, t := range ts {
+				p = max(p, start[t])
+			}
+			if join, rest, err = r.fits(ctx, peer, ts, start, p); err != nil {
+				return created, err
+			}
+			l := lane{Peer: peer, Name: laneName(r.Stream.Node, newGeneration()), Main: true, Shard: shard, Shards: k, Tables: join}
+			if _, err := r.Stream.PutConsumer(ctx, peer, l.consumerConfig(r.Stream.Node, p), true); err != nil {
+				return created, fmt.Errorf("create lane on %s: %w", peer, err)
+			}
+			created = append(created, l)
+		}
+		starts, groups := groupByStart(rest, start)
+		for _, s := range starts {
+			l := lane{Peer: peer, Name: laneName(r.Stream.Node, newGeneration()), Shard: shard, Shards: k, Tables: groups[s]}
+			sortKeys(l.Tables)
+			if _, err := r.Stream.PutConsumer(ctx, peer, l.consumerConfig(r.Stream.Node, s), true); err != nil {
+				return created, fmt.Errorf("create catch-up lane on %s: %w", peer, err)
+			}
+			created = append(created, l)
+		}
+		if len(rest) > 0 {
+			r.Log.Info("tables catch up before joining their lane", zap.String("peer", peer), zap.Int("tables", len(rest)), zap.Int("lanes", len(starts)))
+		}
+	}
+	return created, nil
+}
+
+// merge joins a catch-up lane into its shard's main lane once no
+// transaction of its tables lies between the two lanes' positions (both
+// paused while checked), and once what it delivered is stored here; its
+// tables then move in one filter update, and the emptied catch-up lane is
+// dropped by the next step. Without a main lane it becomes the main lane.
+func (r *ReplicationReconciler) merge(ctx context.Context, k lane, ls []lane) error {
+	var main *lane
+	for i := range ls {
+		if l := &ls[i]; l.Main && !l.Lost && !l.Unknown && l.Shard == k.Shard && l.Shards == k.Shards {
+			main = l
+			break
+		}
+	}
+	if main == nil {
+		k.Main = true
+		_, err := r.updateLane(ctx, k)
+		return err
+	}
+	// Not worth pausing the main lane while the catch-up lane is far behind.
+	if k.Next+laneMaxAckPending < main.Next {
+		return nil
+	}
+	resume := func() {
+		_ = r.both(ctx, *main, k, r.resumeLane)
+	}
+	// Both lanes are paused at once (two requests in flight together), so
+	// that while transactions keep coming they stop close together; when
+	// one of the moving tables still has a transaction between the two
+	// positions, both run on and are paused again, a few times.
+	var pc, pk uint64
+	fit := false
+	for attempt := 0; attempt < mergeAttempts && !fit; attempt++ {
+		if attempt > 0 {
+			resume()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * time.Millisecond):
+			}
+		}
+		// A consumer looks past transactions it does not carry only when
+		// woken (by one it carries): woken first, both lanes stand at the
+		// stream's end when paused, unless transactions came in between.
+		if err := r.both(ctx, *main, k, r.wakeLane); err != nil {
+			resume()
+			return err
+		}
+		var cc, kc *jetstream.ConsumerInfo
+		var cerr, kerr error
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); kc, kerr = r.pauseLane(ctx, k) }()
+		cc, cerr = r.pauseLane(ctx, *main)
+		wg.Wait()
+		if err := errors.Join(cerr, kerr); err != nil {
+			resume()
+			return err
+		}
+		pc, pk = cc.Delivered.Stream+1, kc.Delivered.Stream+1
+		start := map[storage.TableKey]uint64{}
+		for _, t := range k.Tables {
+			start[t] = pk
+		}
+		_, rest, err := r.fits(ctx, k.Peer, k.Tables, start, pc)
+		if err != nil {
+			resume()
+			return err
+		}
+		fit = len(rest) == 0
+		r.Log.Debug("merge attempt", zap.String("lane", k.Name), zap.Uint64("main_next", pc), zap.Uint64("catchup_next", pk), zap.Bool("fit", fit), zap.Int("attempt", attempt),
+			zap.Uint64("k_dseq", kc.Delivered.Consumer), zap.Uint64("k_ack", kc.AckFloor.Stream), zap.Uint64("c_dseq", cc.Delivered.Consumer), zap.Uint64("c_ack", cc.AckFloor.Stream))
+	}
+	if !fit {
+		resume()
+		return nil
+	}
+	if err := r.waitStored(ctx, k, pk); err != nil {
+		resume()
+		return err
+	}
+	// The catch-up lane lets go first: should clusterd die between the two
+	// updates, the tables are in no lane and are placed again from what was
+	// stored, never carried twice.
+	empty := k
+	empty.Tables = nil
+	if _, err := r.updateLane(ctx, empty); err != nil {
+		resume()
+		return err
+	}
+	m := *main
+	m.Tables = append(append([]storage.TableKey{}, main.Tables...), k.Tables...)
+	sortKeys(m.Tables)
+	_, err := r.updateLane(ctx, m)
+	if err == nil {
+		main.Tables = m.Tables
+	}
+	resume()
+	if err != nil {
+		return err
+	}
+	r.Log.Info("catch-up lane joined its main lane", zap.String("peer", k.Peer), zap.String("lane", k.Name), zap.String("main", main.Name), zap.Int("tables", len(k.Tables)), zap.Uint64("at", pc), zap.Uint64("catchup_at", pk))
+	return nil
+}
+
+// split divides a main lane of shard i (of k) into the lanes of shards
+// i, i+k, i+2k… (of shards): paused at an exact position, the new lanes are
+// created from there with the tables that move, the lane keeps the rest,
+// and the new lanes' sources are added before it resumes.
+func (r *ReplicationReconciler) split(ctx context.Context, l lane, shards int, lanes map[string][]lane) error {
+	ci, err := r.pauseLane(ctx, l)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = r.resumeLane(ctx, l) }()
+	p := ci.Delivered.Stream + 1
+	moved := map[int][]storage.TableKey{}
+	var keep []storage.TableKey
+	for _, t := range l.Tables {
+		if s := ShardOf(t, shards); s == l.Shard {
+			keep = append(keep, t)
+		} else {
+			moved[s] = append(moved[s], t)
+		}
+	}
+	var added []lane
+	for _, s := range sortedShards(moved) {
+		nl := lane{Peer: l.Peer, Name: laneName(r.Stream.Node, newGeneration()), Main: true, Shard: s, Shards: shards, Tables: moved[s]}
+		if _, err := r.Stream.PutConsumer(ctx, l.Peer, nl.consumerConfig(r.Stream.Node, p), true); err != nil {
+			for _, a := range added {
+				_ = r.Stream.DeleteConsumer(ctx, a.Peer, a.Name)
+			}
+			return fmt.Errorf("split lane %s on %s: %w", l.Name, l.Peer, err)
+		}
+		added = append(added, nl)
+	}
+	// The lane lets its moved tables go before their new lanes' sources are
+	// added: should clusterd die in between, they are in no lane and are
+	// placed again from what was stored, never carried twice.
+	kept := l
+	kept.Tables, kept.Shards = keep, shards
+	if _, err := r.updateLane(ctx, kept); err != nil {
+		for _, a := range added {
+			_ = r.Stream.DeleteConsumer(ctx, a.Peer, a.Name)
+		}
+		return err
+	}
+	errs := map[string]error{}
+	ok, err := r.setSourcesIsolating(ctx, keepSources(lanes, nil), added, errs)
+	if err != nil {
+		return err
+	}
+	// The next split of this step keeps these sources too.
+	lanes[l.Peer] = append(lanes[l.Peer], ok...)
+	r.Log.Info("replication lane split", zap.String("peer", l.Peer), zap.String("lane", l.Name), zap.Int("shards", shards), zap.Int("kept", len(keep)), zap.Int("new_lanes", len(added)), zap.Uint64("at", p), zap.Uint64("observed_next", l.Next))
+	return errs[l.Peer]
+}
+
+func sortedShards(m map[int][]storage.TableKey) []int {
+	out := make([]int, 0, len(m))
+	for s := range m {
+		out = append(out, s)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// waitStored waits until this node stored what lane l delivered below next.
+func (r *ReplicationReconciler) waitStored(ctx context.Context, l lane, next uint64) error {
+	subjects := originSubjects(l.Tables, l.Peer)
+	want, err := r.Stream.PeerLastSeqs(ctx, l.Peer, subjects, next-1)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		got, err := r.Stream.LastImportedSeqs(ctx, subjects)
+		if err != nil {
+			return err
+		}
+		done := true
+		for _, s := range subjects {
+			if got[s] < want[s] {
+				done = false
+				break
+			}
+		}
+		if done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lane %s: delivered transactions not stored yet", l.Name)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// both runs f on two lanes at once.
+func (r *ReplicationReconciler) both(ctx context.Context, a, b lane, f func(context.Context, lane) error) error {
+	var errB error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); errB = f(ctx, b) }()
+	errA := f(ctx, a)
+	wg.Wait()
+	return errors.Join(errA, errB)
+}
+
+// wakeLane makes a lane's consumer look at the stream now (nats-server
+// signals a consumer whose MaxAckPending changes), so that its position
+// passes the transactions it does not carry.
+func (r *ReplicationReconciler) wakeLane(ctx context.Context, l lane) error {
+	if l.config == nil {
+		return fmt.Errorf("lane %s on %s: consumer not observed", l.Name, l.Peer)
+	}
+	// The lane's next update (its pause) sets the value back, which
+	// signals the consumer once more.
+	cfg := *l.config
+	cfg.MaxAckPending = laneMaxAckPending + 1
+	l.config = &cfg
+	_, err := r.updateLane(ctx, l)
+	return err
+}
+
+// pauseLane pauses a lane's consumer; the info read after it holds its
+// exact position (a paused consumer delivers nothing).
+func (r *ReplicationReconciler) pauseLane(ctx context.Context, l lane) (*jetstream.ConsumerInfo, error) {
+	if err := r.Stream.PauseConsumer(ctx, l.Peer, l.Name, time.Now().Add(pauseFor)); err != nil {
+		return nil, fmt.Errorf("pause lane %s on %s: %w", l.Name, l.Peer, err)
+	}
+	return r.Stream.ConsumerInfo(ctx, l.Peer, l.Name)
+}
+
+// resumeLane lets a paused lane's consumer deliver again.
+func (r *ReplicationReconciler) resumeLane(ctx context.Context, l lane) error {
+	if err := r.Stream.PauseConsumer(ctx, l.Peer, l.Name, time.Time{}); err != nil {
+		return fmt.Errorf("resume lane %s on %s: %w", l.Name, l.Peer, err)
+	}
+	return nil
+}
+
+// updateLane writes the lane's tables and kind to its consumer (its pause
+// state stays as it is).
+func (r *ReplicationReconciler) updateLane(ctx context.Context, l lane) (*jetstream.ConsumerInfo, error) {
+	if l.config == nil {
+		return nil, fmt.Errorf("lane %s on %s: consumer not observed", l.Name, l.Peer)
+	}
+	cfg := *l.config
+	want := l.consumerConfig(r.Stream.Node, cfg.OptStartSeq)
+	cfg.FilterSubject = ""
+	cfg.FilterSubjects = want.FilterSubjects
+	cfg.Metadata = want.Metadata
+	ci, err := r.Stream.PutConsumer(ctx, l.Peer, cfg, false)
+	if err != nil {
+		return nil, fmt.Errorf("update lane %s on %s: %w", l.Name, l.Peer, err)
+	}
+	return ci, nil
+}
+
+// record keeps what the pass observed: per-peer state, the backlog
+// (subscribed tables no healthy lane carries) and the lag gauges.
+func (r *ReplicationReconciler) record(info *jetstream.StreamInfo, lanes map[string][]lane, want map[string]map[storage.TableKey]wanted, peerErrs map[string]error) {
 	st := map[string]PeerReplication{}
-	for peer := range want {
+	backlog := 0
+	for peer, w := range want {
 		p := PeerReplication{Converged: true}
 		if err := peerErrs[peer]; err != nil {
 			p.Converged, p.LastError = false, err.Error()
 		}
-		st[peer] = p
-	}
-	for _, si := range info.Sources {
-		if si.External == nil {
-			continue
-		}
-		peer := strings.TrimSuffix(strings.TrimPrefix(si.External.APIPrefix, "$JS."), ".API")
-		p := st[peer]
-		p.Sources++
-		p.Lag += si.Lag
-		if si.Error != nil && p.LastError == "" {
-			p.Converged = false
-			p.LastError = si.Error.Error()
-		}
-		st[peer] = p
-	}
-	errs := sourceErrors(info)
-	carried := map[string]map[storage.TableKey]bool{}
-	for _, src := range info.Config.Sources {
-		g, ok := parseSource(src)
-		if !ok || errs[g.ID] != "" {
-			continue
-		}
-		if carried[g.Peer] == nil {
-			carried[g.Peer] = map[storage.TableKey]bool{}
-		}
-		for _, k := range g.Tables {
-			carried[g.Peer][k] = true
-		}
-	}
-	backlog := 0
-	for peer, w := range want {
-		for k := range w {
-			if !carried[peer][k] {
-				backlog++
+		carried := map[storage.TableKey]bool{}
+		for _, l := range lanes[peer] {
+			p.Sources++
+			if !l.Main {
+				p.CatchingUp++
+			}
+			p.Lag = l.Lag
+			if l.SourceErr != "" && p.LastError == "" {
+				p.Converged, p.LastError = false, l.SourceErr
+			}
+			if l.Lost || l.Unknown || l.SourceErr != "" {
+				continue
+			}
+			for _, k := range l.Tables {
+				carried[k] = true
 			}
 		}
+		for k := range w {
+			if !carried[k] {
+				backlog++
+				p.Converged = false
+			}
+		}
+		st[peer] = p
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.status, r.backlog = st, backlog
+	r.status, r.backlog, r.lanes = st, backlog, lanes
 	if r.Metrics == nil {
 		return
 	}
@@ -757,69 +973,58 @@ func (r *ReplicationReconciler) observe(info *jetstream.StreamInfo, want map[str
 	}
 }
 
-// Backlog is the number of subscribed tables that no healthy source carried
-// at the end of the latest pass: the worker's queue.
-func (r *ReplicationReconciler) Backlog() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.backlog
-}
-
-// sourceErrors maps group ids to the error JetStream reports for the group's
-// source ("" when none).
-func sourceErrors(info *jetstream.StreamInfo) map[string]string {
-	out := map[string]string{}
-	for _, si := range info.Sources {
-		if si == nil || si.Error == nil {
-			continue
-		}
-		for _, tr := range si.SubjectTransforms {
-			p := strings.Split(tr.Source, ".")
-			if len(p) == 4 && p[0] == "txn" && p[1] == markerDB {
-				out[p[2]] = si.Error.Error()
-			}
-		}
-	}
-	return out
-}
-
 // TablePosition is how far this node has received one table's transactions
-// from a peer, and whether a source carries them.
+// from a peer, and whether a lane carries them.
 type TablePosition struct {
 	// Next is the first of the peer's stream sequences for the table not
-	// received here; 0 when unknown (no source yet and nothing received),
-	// in which case everything from Since is outstanding.
+	// received here; 0 when nothing was received, in which case everything
+	// from Since is outstanding.
 	Next  uint64
 	Since time.Time
-	// Sourced says a source group carries the table; SourceError is the
-	// error JetStream reports for that source.
+	// Sourced says a lane carries the table; SourceError is the error
+	// JetStream reports for the peer's sources.
 	Sourced     bool
 	SourceError string
 }
 
 // Positions reports, for every table n's subscriptions pull from n, how far
-// this node has received it. Received means imported, imported and then
-// purged (the import floor), or skipped on purpose because it precedes the
-// subscription's start (the group's start sequence).
+// this node has received it (imported, or imported and then purged: the
+// import floor), as of the latest pass's view of the lanes.
 func (r *ReplicationReconciler) Positions(ctx context.Context, n storage.Node) (map[storage.TableKey]TablePosition, error) {
 	out := map[storage.TableKey]TablePosition{}
-	info, err := r.Stream.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read stream %s: %w", TxnStreamName, err)
-	}
 	floors, err := r.Store.ImportFloors()
 	if err != nil {
 		return nil, fmt.Errorf("load import floors: %w", err)
 	}
-	errs := sourceErrors(info)
-	groups := map[storage.TableKey]sourceGroup{}
+	// The lanes' tables are the latest pass's view; whether their sources
+	// are still there, and their errors, are read now.
+	info, err := r.Stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", TxnStreamName, err)
+	}
+	present := map[string]bool{}
 	for _, src := range info.Config.Sources {
-		if g, ok := parseSource(src); ok && g.Peer == n.Name {
-			for _, k := range g.Tables {
-				groups[k] = g
-			}
+		if l, ok := parseLaneSource(src, r.Stream.Node); ok && l.Peer == n.Name {
+			present[l.Name] = true
 		}
 	}
+	srcErr := ""
+	for _, si := range info.Sources {
+		if si != nil && si.External != nil && si.External.APIPrefix == apiPrefix(n.Name) && si.Error != nil && srcErr == "" {
+			srcErr = si.Error.Error()
+		}
+	}
+	r.mu.Lock()
+	sourced := map[storage.TableKey]string{}
+	for _, l := range r.lanes[n.Name] {
+		if l.Lost || l.Unknown || !present[l.Name] {
+			continue
+		}
+		for _, k := range l.Tables {
+			sourced[k] = srcErr
+		}
+	}
+	r.mu.Unlock()
 	// One batched read for every table (a request per table made
 	// cluster_status O(tables) round trips).
 	var subjects []string
@@ -842,30 +1047,11 @@ func (r *ReplicationReconciler) Positions(ctx context.Context, n storage.Node) (
 		if s.StartTime != nil {
 			p.Since = *s.StartTime
 		}
-		if g, ok := groups[k]; ok {
-			p.Sourced, p.SourceError = true, errs[g.ID]
-			if g.StartSeq > 0 {
-				through = max(through, g.StartSeq-1)
-			}
-		}
-		if through > 0 || p.Sourced {
+		p.SourceError, p.Sourced = sourced[k]
+		if through > 0 {
 			p.Next = through + 1
 		}
 		out[k] = p
 	}
 	return out, nil
-}
-
-// stalledPeers names the peers of the stalled groups, sorted, for the log:
-// "restarted_stalled: 1" every few seconds says nothing about which peer is
-// down.
-func stalledPeers(have []sourceGroup, stalled map[string]bool) []string {
-	var out []string
-	for _, g := range have {
-		if stalled[g.ID] && !slices.Contains(out, g.Peer) {
-			out = append(out, g.Peer)
-		}
-	}
-	slices.Sort(out)
-	return out
 }

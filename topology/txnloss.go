@@ -114,7 +114,7 @@ func (l *TxnLoss) subjectCounts(ctx context.Context) (txnCounts, error) {
 	}
 	c := txnCounts{LastSeq: info.State.LastSeq, Subjects: map[string]uint64{}}
 	for subj, n := range info.State.Subjects {
-		if p := strings.Split(subj, "."); len(p) == 4 && p[1] != markerDB {
+		if _, _, ok := ParseSubject(subj); ok {
 			c.Subjects[subj] = n
 		}
 	}
@@ -311,11 +311,11 @@ func (l *TxnLoss) ReadThrough(ctx context.Context) error {
 	}
 	var found []TxnLossRecord
 	for subj, n := range info.State.Subjects {
-		p := strings.Split(subj, ".")
-		if len(p) != 4 || p[1] == markerDB || open[subj] || read[subj] >= n {
+		k, origin, ok := ParseSubject(subj)
+		if !ok || open[subj] || read[subj] >= n {
 			continue
 		}
-		found = append(found, TxnLossRecord{Subject: subj, Table: storage.TableKey{Database: p[1], Table: p[2]}, Origin: p[3],
+		found = append(found, TxnLossRecord{Subject: subj, Table: k, Origin: origin,
 			Expected: n, Found: read[subj], DetectedAt: time.Now().UTC(), Note: "unreadable records: their block is corrupt"})
 	}
 	if len(found) == 0 {

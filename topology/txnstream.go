@@ -58,20 +58,13 @@ type TxnStream struct {
 func (t *TxnStream) Name() string { return TxnStreamName }
 
 // TableFilter is the subject filter selecting every transaction of a table.
-func (t *TxnStream) TableFilter(k storage.TableKey) string {
-	return "txn." + k.Database + "." + k.Table + ".*"
-}
-
-// OriginSubject is the subject of a table's transactions from origin.
-func OriginSubject(k storage.TableKey, origin string) string {
-	return "txn." + k.Database + "." + k.Table + "." + origin
-}
+func (t *TxnStream) TableFilter(k storage.TableKey) string { return TableSubjects(k) }
 
 func (t *TxnStream) baseConfig() jetstream.StreamConfig {
 	cfg := jetstream.StreamConfig{
 		Name:        TxnStreamName,
 		Description: "clusterd table transactions of node " + t.Node,
-		Subjects:    []string{"txn.*.*." + t.Node},
+		Subjects:    []string{OriginSubjects(t.Node)},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
@@ -254,9 +247,8 @@ func (t *TxnStream) Describe(ctx context.Context, tables []storage.TableKey) (ma
 	}
 	counts := map[storage.TableKey]uint64{}
 	for subj, n := range info.State.Subjects {
-		p := strings.Split(subj, ".")
-		if len(p) == 4 {
-			counts[storage.TableKey{Database: p[1], Table: p[2]}] += n
+		if k, _, ok := ParseSubject(subj); ok {
+			counts[k] += n
 		}
 	}
 	for _, k := range tables {
@@ -299,7 +291,7 @@ func (t *TxnStream) PeerSeqAt(ctx context.Context, peer string, at time.Time) (u
 		}
 		return 0, fmt.Errorf("peer %s: %s", peer, info.Error.Description)
 	}
-	req, _ := json.Marshal(map[string]any{"start_time": at.UTC(), "next_by_subj": "txn.*.*." + peer})
+	req, _ := json.Marshal(map[string]any{"start_time": at.UTC(), "next_by_subj": OriginSubjects(peer)})
 	var got struct {
 		Error   *jetstream.APIError `json:"error"`
 		Message *struct {
@@ -372,33 +364,14 @@ func (t *TxnStream) LastImportedSeqs(ctx context.Context, subjects []string) (ma
 }
 
 func (t *TxnStream) multiLast(ctx context.Context, subjects []string, out map[string]uint64) error {
-	inbox := t.NC.NewRespInbox()
-	sub, err := t.NC.SubscribeSync(inbox)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	req, _ := json.Marshal(map[string]any{"multi_last": subjects, "max_bytes": batchMaxBytes})
-	if err := t.NC.PublishRequest("$JS.API.DIRECT.GET."+TxnStreamName, inbox, req); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return fmt.Errorf("read last imported sequences: %w", err)
-		}
-		if st := m.Header.Get("Status"); st != "" {
-			switch st {
-			case "204", "404": // end of batch, or nothing on any subject
-				return nil
-			default:
-				return fmt.Errorf("read last imported sequences: status %s %s", st, m.Header.Get("Description"))
-			}
-		}
+	req := map[string]any{"multi_last": subjects, "max_bytes": batchMaxBytes}
+	err := t.batchGet(ctx, "$JS.API.DIRECT.GET."+TxnStreamName, req, func(m *nats.Msg) {
 		out[m.Header.Get("Nats-Subject")] = sourceSeq(m.Header.Get("Nats-Stream-Source"))
+	})
+	if err != nil {
+		return fmt.Errorf("read last imported sequences: %w", err)
 	}
+	return nil
 }
 
 // batchMaxBytes is what batched direct gets ask for explicitly: nats-server's

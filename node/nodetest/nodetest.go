@@ -52,6 +52,9 @@ func Start(t testing.TB, cfg node.Config) *node.Node {
 	log := zap.NewNop()
 	if testing.Verbose() {
 		level := zap.WarnLevel
+		if os.Getenv("CLUSTERD_TEST_LOG") == "debug" {
+			level = zap.DebugLevel
+		}
 		if os.Getenv("CLUSTERD_TEST_LOG") == "info" {
 			level = zap.InfoLevel
 		}
