@@ -130,13 +130,14 @@ func tableNames(n int) []string {
 	return out
 }
 
-// probeTables picks one table per replication shard, so transactions on
-// them prove every source group of a peer flows.
+// probeTables picks one table per replication lane, so transactions on
+// them prove every lane of a peer flows.
 func probeTables(tables []string) []string {
 	seen := map[int]bool{}
 	var out []string
+	shards := topology.LaneCount(len(tables))
 	for _, t := range tables {
-		s := topology.ShardOf(storage.TableKey{Database: "data", Table: t})
+		s := topology.ShardOf(storage.TableKey{Database: "data", Table: t}, shards)
 		if !seen[s] {
 			seen[s] = true
 			out = append(out, t)

@@ -493,7 +493,7 @@ func (r *runner) clusterdProcs() error {
 	if err != nil {
 		return err
 	}
-	r.set("rss.tables", tablesRSS, fmt.Sprintf("N = %d: VmRSS of p3, which has %d tables subscribed both ways with p1 and p2 (%d source groups), after transactions flowed.", len(tables), len(tables), 2*topology.ShardsUsed(keysOf(tables))))
+	r.set("rss.tables", tablesRSS, fmt.Sprintf("N = %d: VmRSS of p3, which has %d tables subscribed both ways with p1 and p2 (%d lanes), after transactions flowed.", len(tables), len(tables), 2*topology.LaneCount(len(tables))))
 	r.set("rss.per_table", (tablesRSS-idleRSS)*1024/float64(len(tables)), "(RSS with N tables − idle RSS) / N; includes Badger and JetStream state of the tables, not only replication.")
 
 	// kill -9 p3; the others write while it is down; it restarts and
@@ -583,7 +583,7 @@ func (r *runner) clusterdMesh() error {
 			return err
 		}
 	}
-	wantSources := topology.ShardsUsed(keysOf(tables))
+	wantSources := topology.LaneCount(len(tables))
 	for _, m := range ms {
 		if err := waitHolds(ctx, 2*time.Minute, "probes on "+m.name(), m.js, wantFrom(others(names, m.name()), probes, 1)); err != nil {
 			return err
@@ -606,6 +606,6 @@ func (r *runner) clusterdMesh() error {
 	if err != nil {
 		return err
 	}
-	r.set("mesh.converge", secs(time.Since(start)), fmt.Sprintf("N = %d; the %d add_node requests were answered in %v; then a transaction on one table of each shard from every node reached every other node, and every node reports %d converged source groups per peer.", len(tables), len(ms)*(len(ms)-1)/2, answered.Round(time.Millisecond), wantSources))
+	r.set("mesh.converge", secs(time.Since(start)), fmt.Sprintf("N = %d; the %d add_node requests were answered in %v; then a transaction on one table of each shard from every node reached every other node, and every node reports %d converged lanes per peer.", len(tables), len(ms)*(len(ms)-1)/2, answered.Round(time.Millisecond), wantSources))
 	return nil
 }
