@@ -503,6 +503,14 @@ func TestHarperDBWireDetails(t *testing.T) {
 	if r := nodetest.Op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}); r.Status != 200 {
 		t.Fatal(string(r.Body))
 	}
+	// Basic credentials reach another node by name too; that node checks
+	// them against its own users.
+	if r := rawRequest(t, nodetest.Connect(t, a), "ops.node.b.cluster.cluster_get_routes", adminBasic, `{}`); r.Status != 200 {
+		t.Fatalf("Basic on ops.node.b: %d %s", r.Status, r.Body)
+	}
+	if r := rawRequest(t, nodetest.Connect(t, a), "ops.node.b.cluster.cluster_get_routes", basicAuth("admin", "wrong"), `{}`); r.Status != 401 || r.Error() != "Login failed" {
+		t.Fatalf("wrong Basic on ops.node.b: %d %s", r.Status, r.Body)
+	}
 	_ = b.Close()
 	r := nodetest.Op(t, a, "cluster_status", `{}`)
 	if !regexp.MustCompile(`"node_name":"b","status":"(NoResponders|Timeout|closed)","ports":\{\},"subscriptions"`).Match(r.Body) {
