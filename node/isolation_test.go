@@ -480,6 +480,20 @@ func TestIsolationConsumers(t *testing.T) {
 				t.Errorf("consumer %s is gone after %s's attempts", name, who)
 			}
 		}
+		// Nor pull from or acknowledge them: clusterd's pull consumer
+		// delivers nothing to the app.
+		r, err := nc.Request("$JS.API.CONSUMER.MSG.NEXT.txn.clusterd-reader", []byte(`{"batch":10,"expires":500000000}`), 2*time.Second)
+		if err == nil && len(r.Data) > 0 {
+			t.Errorf("%s pulled from clusterd's consumer: %s", who, r.Data)
+		}
+		if err := nc.Publish("$JS.ACK.txn.clusterd-reader.1.1.1.1.0", []byte("+TERM")); err != nil {
+			t.Fatal(err)
+		}
+		if info, err := is.Consumer(ctx, "clusterd-reader"); err != nil {
+			t.Fatal(err)
+		} else if ci := info.CachedInfo(); ci.Delivered.Consumer != 0 || ci.NumPending == 0 {
+			t.Errorf("clusterd's consumer delivered %d (pending %d) after %s's pull", ci.Delivered.Consumer, ci.NumPending, who)
+		}
 		// Their own pull consumer works: create, read, delete.
 		c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Name: "own-" + who, FilterSubject: "txn.dev.dog.*", AckPolicy: jetstream.AckExplicitPolicy, MemoryStorage: true})
 		if err != nil {
@@ -495,9 +509,16 @@ func TestIsolationConsumers(t *testing.T) {
 			}
 		}
 	}
-	// Another account cannot delete or replace it.
+	// Another account cannot delete or replace it, nor pull from it.
 	js, _ := jetstream.New(atk["service"])
 	s, _ := js.Stream(ctx, "txn")
+	if r, err := atk["service"].Request("$JS.API.CONSUMER.MSG.NEXT.txn.own-operator", []byte(`{"batch":10,"expires":500000000}`), 2*time.Second); err == nil && len(r.Data) > 0 {
+		t.Errorf("the service pulled from the operator's consumer: %s", r.Data)
+	}
+	// Nor take its name over on another node's start-up… or here.
+	if _, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Name: "own-operator", AckPolicy: jetstream.AckExplicitPolicy}); err == nil {
+		t.Error("the service made a consumer under the operator's name")
+	}
 	if err := s.DeleteConsumer(ctx, "own-operator"); err == nil {
 		t.Error("the service deleted the operator's consumer")
 	}
@@ -647,4 +668,44 @@ func collectMsgs(b jetstream.MessageBatch) []jetstream.Msg {
 		out = append(out, m)
 	}
 	return out
+}
+
+// A service's durable consumer is its own again after the node restarts: it
+// pulls from it as before, and another service still cannot.
+func TestIsolationDurableConsumerSurvivesRestart(t *testing.T) {
+	cfg := nodetest.Config(t, "r")
+	cfg.Clustering.LeafServer.Users = []node.LeafUser{{User: svcUser, Password: svcPass}, {User: spyUser, Password: spyPass}}
+	n := nodetest.Start(t, cfg)
+	op(t, n, "create_table", map[string]any{"database": "dev", "table": "dog"}, 200)
+	ctx := context.Background()
+	js, _ := jetstream.New(connectAs(t, n, svcUser, svcPass))
+	for i := range 3 {
+		if _, err := js.Publish(ctx, "txn.dev.dog.r", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := js.Stream(ctx, "txn")
+	if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "orders-reader", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n = nodetest.Start(t, cfg)
+	spy := connectAs(t, n, spyUser, spyPass)
+	if r, err := spy.Request("$JS.API.CONSUMER.MSG.NEXT.txn.orders-reader", []byte(`{"batch":1,"expires":500000000}`), 2*time.Second); err == nil && len(r.Data) > 0 {
+		t.Errorf("another service pulled from it: %s", r.Data)
+	}
+	js, _ = jetstream.New(connectAs(t, n, svcUser, svcPass))
+	c, err := js.Consumer(ctx, "txn", "orders-reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := collectMsgs(b); len(got) != 3 {
+		t.Fatalf("after the restart the service pulled %d of 3", len(got))
+	}
 }

@@ -240,6 +240,8 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	ectx, ecancel := context.WithTimeout(context.Background(), 10*time.Second)
 	if _, err := txn.Ensure(ectx); err != nil {
 		log.Warn("transaction stream not ready yet", zap.Error(err))
+	} else if err := topology.GrantOwned(ectx, js, n.Servers.Grants(), log); err != nil {
+		log.Warn("app consumers not granted back", zap.Error(err))
 	}
 	ecancel()
 	n.startTxnLoss(txn)
@@ -388,7 +390,7 @@ func (n *Node) startConsumerProxies() error {
 			return fmt.Errorf("connect to app account %s: %w", acc, err)
 		}
 		n.proxyConns = append(n.proxyConns, un)
-		p, err := topology.StartConsumerProxy(nc, n.nc, acc, 5*time.Second, n.log.Named("consumers"))
+		p, err := topology.StartConsumerProxy(nc, n.nc, acc, n.Servers.Grants(), 5*time.Second, n.log.Named("consumers"))
 		if err != nil {
 			return fmt.Errorf("start the consumer proxy of %s: %w", acc, err)
 		}

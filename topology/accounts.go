@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -68,14 +69,23 @@ func appServices(node string) []appService {
 		{subject: "$JS.API.CONSUMER.INFO." + TxnStreamName + ".*"},
 		{subject: "$JS.API.CONSUMER.NAMES." + TxnStreamName},
 		{subject: "$JS.API.CONSUMER.LIST." + TxnStreamName},
-		{subject: "$JS.API.CONSUMER.MSG.NEXT." + TxnStreamName + ".*", stream: true},
-		{subject: "$JS.ACK." + TxnStreamName + ".>"},
+		// Pulling from and acknowledging a consumer: exported for every
+		// consumer, imported per consumer the app account made (Grant).
+		{subject: "$JS.API.CONSUMER.MSG.NEXT." + TxnStreamName + ".*", stream: true, perConsumer: true},
+		{subject: "$JS.ACK." + TxnStreamName + ".>", perConsumer: true},
 	}
 }
 
 type appService struct {
-	subject string
-	stream  bool // several responses per request
+	subject     string
+	stream      bool // several responses per request
+	perConsumer bool // not imported as a whole: see ConsumerGrants
+}
+
+// grantSubjects are the subjects an app account imports to pull from and
+// acknowledge consumer name of the transaction stream.
+func grantSubjects(name string) []string {
+	return []string{"$JS.API.CONSUMER.MSG.NEXT." + TxnStreamName + "." + name, "$JS.ACK." + TxnStreamName + "." + name + ".>"}
 }
 
 // accountsConfig is the leaf server's accounts block, in nats-server's
@@ -94,7 +104,9 @@ func accountsConfig(node string, apps []string) string {
 	for _, a := range apps {
 		fmt.Fprintf(&b, "  %s {\n    imports: [\n", strconv.Quote(a))
 		for _, s := range appServices(node) {
-			fmt.Fprintf(&b, "      {service: {account: %s, subject: %s}}\n", ClusterdAccount, strconv.Quote(s.subject))
+			if !s.perConsumer {
+				fmt.Fprintf(&b, "      {service: {account: %s, subject: %s}}\n", ClusterdAccount, strconv.Quote(s.subject))
+			}
 		}
 		b.WriteString("    ]\n  }\n")
 	}
@@ -137,4 +149,65 @@ func moveGlobalStore(storeDir string) (moved bool, err error) {
 		return false, fmt.Errorf("move JetStream data of the global account to %s: %w", ClusterdAccount, err)
 	}
 	return true, nil
+}
+
+// MaxConsumerGrants bounds the consumers one app account may make on a node
+// between two starts of clusterd: each is an import nats-server keeps until
+// then (it has no way to remove one).
+const MaxConsumerGrants = 20000
+
+// ConsumerGrants lets app accounts pull from and acknowledge only the
+// consumers they made. nats-server cannot filter an import by who made a
+// consumer, so the pull and acknowledgement subjects of each consumer an
+// app makes (through the consumer proxy) are imported into that app's
+// account alone, at once. Clusterd's own consumers (and every other
+// account's) stay out of its reach: it can neither steal their messages
+// nor acknowledge them. A name granted to one account is never granted to
+// another while the process runs.
+type ConsumerGrants struct {
+	leaf *server.Server
+	mu   sync.Mutex
+	by   map[string]string // consumer name -> account granted
+	n    map[string]int    // account -> grants
+}
+
+// Grants returns the consumer grants of the leaf server's app accounts.
+func (s *Servers) Grants() *ConsumerGrants { return s.grants }
+
+// Owner says which account consumer name was granted to ("" if none).
+func (g *ConsumerGrants) Owner(name string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.by[name]
+}
+
+// Grant imports consumer name's pull and acknowledgement subjects into app
+// account acc. Granting a name again to the same account does nothing.
+func (g *ConsumerGrants) Grant(acc, name string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch other := g.by[name]; {
+	case other == acc:
+		return nil
+	case other != "":
+		return fmt.Errorf("consumer name %q is in use by another account", name)
+	case g.n[acc] >= MaxConsumerGrants:
+		return fmt.Errorf("account %s made %d consumers since the node started, the most it may (restart clusterd to reset)", acc, MaxConsumerGrants)
+	}
+	app, err := g.leaf.LookupAccount(acc)
+	if err != nil {
+		return err
+	}
+	own, err := g.leaf.LookupAccount(ClusterdAccount)
+	if err != nil {
+		return err
+	}
+	for _, subj := range grantSubjects(name) {
+		if err := app.AddServiceImport(own, subj, ""); err != nil {
+			return fmt.Errorf("import %s into %s: %w", subj, acc, err)
+		}
+	}
+	g.by[name] = acc
+	g.n[acc]++
+	return nil
 }

@@ -2,6 +2,7 @@ package topology
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 )
 
@@ -21,6 +23,8 @@ import (
 //
 // The proxy runs on a clusterd connection inside the app account, so the
 // requester's account is known without trusting anything the request says.
+// A consumer it makes is granted to the account (ConsumerGrants): only then
+// can the account pull from it and acknowledge it.
 // It allows pull consumers only, records the owning account in the
 // consumer's metadata (OwnerKey), creates with JetStream's "create" action
 // when the consumer does not exist yet (so a consumer made meanwhile by
@@ -39,7 +43,7 @@ const jsAPI = "$JS.API."
 // StartConsumerProxy serves account's consumer requests, arriving on app (a
 // connection inside that account), by forwarding the allowed ones to
 // JetStream on internal (a connection in ClusterdAccount).
-func StartConsumerProxy(app, internal *nats.Conn, account string, timeout time.Duration, log *zap.Logger) (*ConsumerProxy, error) {
+func StartConsumerProxy(app, internal *nats.Conn, account string, grants *ConsumerGrants, timeout time.Duration, log *zap.Logger) (*ConsumerProxy, error) {
 	p := &ConsumerProxy{}
 	pre := jsAPI + "CONSUMER."
 	handlers := map[string]func(*nats.Msg) ([]byte, error){}
@@ -103,6 +107,9 @@ func StartConsumerProxy(app, internal *nats.Conn, account string, timeout time.D
 		}
 		md[OwnerKey] = account
 		cfg["metadata"] = md
+		if name != "" && grants.Owner(name) != "" && grants.Owner(name) != account {
+			return jsError("consumer_create", 403, 10000, fmt.Sprintf("consumer name %q is in use by another account", name)), nil
+		}
 		if name != "" {
 			exists, own, err := owner(name)
 			if err != nil {
@@ -126,7 +133,23 @@ func StartConsumerProxy(app, internal *nats.Conn, account string, timeout time.D
 		if err != nil {
 			return nil, err
 		}
-		return forward(m.Subject, body)
+		out, err := forward(m.Subject, body)
+		if err != nil {
+			return nil, err
+		}
+		// Made: the account may now pull from it and acknowledge it, before
+		// it hears so.
+		var made struct {
+			Error *json.RawMessage `json:"error"`
+			Name  string           `json:"name"`
+		}
+		if json.Unmarshal(out, &made) == nil && made.Error == nil && made.Name != "" {
+			if err := grants.Grant(account, made.Name); err != nil {
+				_, _ = internal.Request(pre+"DELETE."+TxnStreamName+"."+made.Name, nil, timeout)
+				return jsError("consumer_create", 400, 10000, err.Error()), nil
+			}
+		}
+		return out, nil
 	}
 	handlers[pre+"CREATE."+TxnStreamName] = func(m *nats.Msg) ([]byte, error) { return create(m, "") }
 	handlers[pre+"CREATE."+TxnStreamName+".>"] = func(m *nats.Msg) ([]byte, error) {
@@ -199,4 +222,25 @@ func (p *ConsumerProxy) Stop() {
 	for _, s := range p.subs {
 		_ = s.Unsubscribe()
 	}
+}
+
+// GrantOwned grants every consumer of the transaction stream that an app
+// account made (OwnerKey) back to that account: after a restart, its
+// durable consumers are its own again.
+func GrantOwned(ctx context.Context, js jetstream.JetStream, grants *ConsumerGrants, log *zap.Logger) error {
+	s, err := js.Stream(ctx, TxnStreamName)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	list := s.ListConsumers(ctx)
+	for info := range list.Info() {
+		if acc := info.Config.Metadata[OwnerKey]; acc != "" {
+			if err := grants.Grant(acc, info.Name); err != nil {
+				log.Warn("consumer not granted back to its account", zap.String("consumer", info.Name), zap.String("account", acc), zap.Error(err))
+			}
+		}
+	}
+	return list.Err()
 }

@@ -83,9 +83,10 @@ type Servers struct {
 	// inside it: [0] serves the operations, $SRV and consumer requests
 	// (jsproxy.go), [1] the unknown operations (unservedPermissions).
 	proxies map[string][2]User
-	// clusterUser is the cluster secret's user name: a client trying it on a
+	// warnedClusterUser: a client trying the cluster secret's user on a
 	// client port is told what to use instead (once).
 	warnedClusterUser atomic.Bool
+	grants            *ConsumerGrants
 
 	mu       sync.Mutex // serializes reloads; guards the option snapshots
 	hubOpts  *server.Options
@@ -282,6 +283,7 @@ func StartServers(o ServerOptions) (*Servers, error) {
 		return nil, errors.New("leaf server did not become ready (are its ports free?)")
 	}
 	s.Leaf, s.leafOpts = leaf, leafOpts
+	s.grants = &ConsumerGrants{leaf: leaf, by: map[string]string{}, n: map[string]int{}}
 	deadline := time.Now().Add(10 * time.Second)
 	for leaf.NumLeafNodes() < 1 {
 		if time.Now().After(deadline) {
