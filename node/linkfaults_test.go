@@ -164,10 +164,29 @@ func TestMeshMistakesAreNamed(t *testing.T) {
 func TestTLSOnOneNodeOnlyIsNamedOnBothEnds(t *testing.T) {
 	ca := newCA(t, "ca")
 	a, _ := nodetest.StartLogged(t, tlsConfig(t, ca, "tls1"))
-	b, _ := nodetest.StartLogged(t, nodetest.Config(t, "plain1"))
+	b, blogs := nodetest.StartLogged(t, nodetest.Config(t, "plain1"))
+	defer func() {
+		if t.Failed() {
+			seen := map[string]int{}
+			for _, e := range blogs.All() {
+				if strings.Contains(e.Message, "rid:") {
+					m := e.Message[strings.Index(e.Message, "rid:"):]
+					m = m[strings.Index(m, " - ")+3:]
+					seen[m]++
+				}
+			}
+			t.Logf("plain node's route lines: %v", seen)
+		}
+	}()
 	httpOp(t, b, "cluster_set_routes", map[string]any{"server": "hub", "routes": []any{nodetest.ClusterRoute(a)}})
+	var pa, pb []map[string]any
+	defer func() {
+		if t.Failed() {
+			t.Logf("TLS node's problems: %v\nplain node's problems: %v", pa, pb)
+		}
+	}()
 	nodetest.Eventually(t, 60*time.Second, "both ends to name it", func() bool {
-		pa, pb := linkProblems(t, a), linkProblems(t, b)
+		pa, pb = linkProblems(t, a), linkProblems(t, b)
 		return len(pa) == 1 && pa[0]["kind"] == "tls" && len(pb) == 1 && pb[0]["kind"] == "refused" &&
 			strings.Contains(pb[0]["message"].(string), "clustering.tls must be set on all nodes or on none")
 	})

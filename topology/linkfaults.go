@@ -248,14 +248,15 @@ func (f *LinkFaults) Retain(link string, routes []string) {
 	}
 }
 
-// linked ends the unreachable and refused faults of a link to addr that has
-// just come up: the node there answers now (a dead address otherwise stays
-// reported until its long expiry).
+// linked ends the unreachable fault of a link to addr that has just been
+// made: the node there answers now (a dead address otherwise stays reported
+// until its long expiry). A refused link is also made before it is closed
+// again, so that fault ends only when the closes stop.
 func (f *LinkFaults) linked(link, addr string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for k := range f.faults {
-		if k.link == link && k.remote == addr && (k.kind == FaultUnreachable || k.kind == FaultRefused) {
+		if k.link == link && k.remote == addr && k.kind == FaultUnreachable {
 			delete(f.faults, k)
 		}
 	}

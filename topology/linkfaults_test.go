@@ -90,6 +90,15 @@ func TestLinkFaultsLifecycle(t *testing.T) {
 	if len(f.Active()) != 1 {
 		t.Fatal("unreachable fault expired between backoff reports")
 	}
+	// A refused route is created, then closed, again and again: it stays.
+	for i := 0; i < 4; i++ {
+		f.Observe("hub", `127.0.0.1:7 - rid:9 - Route connection created`)
+		f.Observe("hub", `127.0.0.1:7 - rid:9 - Router connection closed: Client Closed`)
+	}
+	if act := f.Active(); len(act) != 2 || act[0].Kind != FaultRefused {
+		t.Fatalf("refused route: %+v", act)
+	}
+	f.Retain("route", []string{"127.0.0.1:1"})
 	// The node there comes up: the link is created, the fault ends.
 	f.Observe("hub", `127.0.0.1:1 - rid:12 - Route connection created`)
 	if len(f.Active()) != 0 {
