@@ -75,6 +75,9 @@ type soakReport struct {
 	Idle         map[string]soakUsage   `json:"idle"`  // before the workload
 	Start        map[string]soakUsage   `json:"start"` // once it has run a while
 	End          map[string]soakUsage   `json:"end"`
+	// Samples: usage through the run (every eighth of it), to tell a
+	// plateau from a leak.
+	Samples []map[string]soakUsage `json:"samples"`
 }
 
 func soakSettings(t *testing.T) (soakConfig, bool) {
@@ -357,6 +360,27 @@ func TestSoak(t *testing.T) {
 		}()
 	}
 
+	// Usage through the run.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		every := max(cfg.Duration/8, 2*time.Second)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(every):
+			}
+			sample := map[string]soakUsage{}
+			for _, n := range nodes {
+				sample[n.name()] = n.usage()
+			}
+			opMu.Lock()
+			rep.Samples = append(rep.Samples, sample)
+			opMu.Unlock()
+		}
+	}()
+
 	// Usage once the workload has run a while (before the first kill).
 	warm := min(10*time.Second, cfg.KillEvery/2)
 	wg.Add(1)
@@ -393,6 +417,10 @@ func TestSoak(t *testing.T) {
 	cancel()
 	wg.Wait()
 	rep.Acknowledged = ackedTotal.Load()
+	// Usage at the end of the workload (before the check's own readers).
+	for _, n := range nodes {
+		rep.End[n.name()] = n.usage()
+	}
 
 	// Every acknowledged transaction on every node exactly once.
 	readers := make([]*nats.Conn, len(nodes))
@@ -426,9 +454,6 @@ func TestSoak(t *testing.T) {
 				}
 			}
 		}
-	}
-	for _, n := range nodes {
-		rep.End[n.name()] = n.usage()
 	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	var all []timed
