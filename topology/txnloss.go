@@ -94,6 +94,7 @@ type TxnLoss struct {
 	// counts on purpose; periodic says KeepCounts runs.
 	countsMu sync.Mutex
 	periodic bool
+	written  uint64 // the stream's last sequence when the counts were written
 }
 
 type txnCounts struct {
@@ -135,6 +136,7 @@ func (l *TxnLoss) saveCounts(ctx context.Context) error {
 		return err
 	}
 	c.Stopped = time.Now().UTC()
+	l.written = c.LastSeq
 	b, err := json.Marshal(c)
 	if err != nil {
 		return err
@@ -172,10 +174,21 @@ func (l *TxnLoss) KeepCounts(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		// Nothing stored since the last write: the counts stand (a
+		// stream info listing every subject is not free at 10k tables).
+		if last, err := l.Stream.LastSeq(ctx); err == nil && last == l.writtenSeq() {
+			continue
+		}
 		if err := l.SaveCounts(ctx); err != nil && ctx.Err() == nil {
 			l.Log.Debug("transaction counts not written", zap.Error(err))
 		}
 	}
+}
+
+func (l *TxnLoss) writtenSeq() uint64 {
+	l.countsMu.Lock()
+	defer l.countsMu.Unlock()
+	return l.written
 }
 
 // Purging runs purge (a purge_stream) with the counts out of the way: the
