@@ -270,14 +270,13 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Metrics:   n.Metrics,
 		Backlog:   n.Repl.Backlog,
 		Requeue:   n.Repl.Requeue,
-		// A pass that adds a source group makes nats-server scan the whole
-		// txn stream backwards for that source (filestore
-		// recoverSourcesBackwardScan), tens of ms at 50k messages: under a
-		// burst of changes, one pass per 100 ms at most, and passes busy at
-		// most a quarter of the time (a client flipping subscriptions in a
-		// loop made b's scans a fifth of the machine's CPU). A change after
-		// a quiet spell is taken at once.
-		MinInterval: 100 * time.Millisecond,
+		// Under a burst of changes (a client flipping subscriptions in a
+		// loop) passes are busy at most a quarter of the time. A table
+		// joining a lane is a filter update of a few milliseconds, so
+		// passes may come close together (they were 100 ms apart when
+		// each change added a source and a backward scan of the stream).
+		// A change after a quiet spell is taken at once.
+		MinInterval: 5 * time.Millisecond,
 		MaxDuty:     0.25,
 	}
 	n.goWorker(wctx, n.replLoop.Run)

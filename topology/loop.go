@@ -133,8 +133,9 @@ func (l *Loop) Run(ctx context.Context) {
 			}
 		}
 		// Triggers that came while the pass ran mean a burst is under way:
-		// the next pass is paced (MaxDuty). Otherwise wait for one.
-		busy := l.pending()
+		// the next pass is paced (MaxDuty), unless it was asked for
+		// explicitly (Kick: a peer restarted). Otherwise wait for one.
+		busy, kicked := l.pending()
 		triggered := busy
 		if !busy {
 			t := time.NewTimer(wait)
@@ -151,7 +152,7 @@ func (l *Loop) Run(ctx context.Context) {
 			t.Stop()
 		}
 		spacing := l.MinInterval
-		if busy && l.MaxDuty > 0 && l.MaxDuty < 1 {
+		if busy && !kicked && l.MaxDuty > 0 && l.MaxDuty < 1 {
 			spacing = max(spacing, time.Duration(float64(took)/l.MaxDuty))
 		}
 		if d := spacing - time.Since(start); triggered && d > 0 {
@@ -164,15 +165,21 @@ func (l *Loop) Run(ctx context.Context) {
 	}
 }
 
-// pending takes a trigger or kick that is already waiting, if any.
-func (l *Loop) pending() bool {
+// pending takes a trigger or kick that is already waiting, if any, and says
+// whether it was a kick.
+func (l *Loop) pending() (pending, kicked bool) {
+	select {
+	case <-l.kick:
+		return true, true
+	default:
+	}
 	select {
 	case <-l.Trigger:
-		return true
+		return true, false
 	case <-l.kick:
-		return true
+		return true, true
 	default:
-		return false
+		return false, false
 	}
 }
 

@@ -25,8 +25,12 @@ type consumerResponse struct {
 	jetstream.ConsumerInfo
 }
 
-// ConsumerInfo reads a lane's consumer on peer.
+// ConsumerInfo reads a lane's consumer on peer. It waits at most a second:
+// every pass asks, and a peer that is down must not hold the pass (whose
+// length paces the next one) for long.
 func (t *TxnStream) ConsumerInfo(ctx context.Context, peer, name string) (*jetstream.ConsumerInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
 	var r consumerResponse
 	if err := t.apiRequest(ctx, apiPrefix(peer)+".CONSUMER.INFO."+TxnStreamName+"."+name, nil, &r); err != nil {
 		return nil, err

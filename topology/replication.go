@@ -84,6 +84,9 @@ const recheckAfter = time.Second
 // between pausing and resuming it (nats-server resumes it then).
 const pauseFor = 10 * time.Second
 
+// unknownEvery spaces passes while an origin cannot be asked.
+const unknownEvery = 500 * time.Millisecond
+
 // mergeEvery spaces merge attempts of one catch-up lane; a merge tries
 // mergeAttempts times in a row before it waits that long.
 const (
@@ -119,6 +122,7 @@ func (r *ReplicationReconciler) restartPending() bool {
 // restarted origin lost the lanes' consumers (they live in its memory), and
 // they are rebuilt from what this node imported.
 func (r *ReplicationReconciler) PeerRestarted(peer string) {
+	r.Log.Info("peer restarted: its lanes are looked at now", zap.String("peer", peer))
 	r.restartedMu.Lock()
 	defer r.restartedMu.Unlock()
 	if r.restarted == nil {
@@ -267,6 +271,13 @@ func (r *ReplicationReconciler) Requeue() time.Duration {
 			if !l.Main && len(l.Tables) > 0 {
 				return mergeEvery
 			}
+			if l.Unknown {
+				// An origin that could not be asked (down, restarting):
+				// once back, its lanes are lost (they lived in its memory)
+				// and are rebuilt the sooner they are seen. One request a
+				// pass while it is away.
+				return unknownEvery
+			}
 		}
 	}
 	for _, t := range r.firstSeen {
@@ -329,22 +340,44 @@ func (r *ReplicationReconciler) observe(ctx context.Context, info *jetstream.Str
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range ls {
-				l := &ls[i]
+			ask := func(l *lane) error {
 				l.SourceErr, l.Lag = srcErr[peer], lag[peer]
 				ci, err := r.Stream.ConsumerInfo(ctx, peer, l.Name)
 				switch {
 				case errors.Is(err, errLaneGone):
 					l.Lost = true
 				case err != nil:
-					l.Unknown = true
-					mu.Lock()
-					peerErrs[peer] = err
-					mu.Unlock()
+					return err
 				default:
 					l.readConsumer(ci)
 					l.Stalled = silent[peer] && now.Sub(seen[l.Name]) > stallGrace
 				}
+				return nil
+			}
+			// The first answer says whether the origin can be asked at all:
+			// a peer that is down costs one timeout a pass, not one per lane.
+			err := ask(&ls[0])
+			if err == nil && len(ls) > 1 {
+				errs := make([]error, len(ls))
+				var lw sync.WaitGroup
+				sem := make(chan struct{}, 8)
+				for i := 1; i < len(ls); i++ {
+					lw.Add(1)
+					sem <- struct{}{}
+					go func() { defer func() { <-sem; lw.Done() }(); errs[i] = ask(&ls[i]) }()
+				}
+				lw.Wait()
+				err = errors.Join(errs...)
+			}
+			if err != nil {
+				for i := range ls {
+					if !ls[i].Lost && ls[i].config == nil {
+						ls[i].Unknown = true
+					}
+				}
+				mu.Lock()
+				peerErrs[peer] = err
+				mu.Unlock()
 			}
 		}()
 	}
@@ -868,19 +901,25 @@ func (r *ReplicationReconciler) both(ctx context.Context, a, b lane, f func(cont
 }
 
 // wakeLane makes a lane's consumer look at the stream now (nats-server
-// signals a consumer whose MaxAckPending changes), so that its position
-// passes the transactions it does not carry.
+// signals a consumer whose MaxAckPending changes): its position passes the
+// transactions it does not carry, and what waited while it was paused goes.
+// It flips MaxAckPending between two values, from the value last written
+// (lanes share their config, which every update refreshes).
 func (r *ReplicationReconciler) wakeLane(ctx context.Context, l lane) error {
 	if l.config == nil {
 		return fmt.Errorf("lane %s on %s: consumer not observed", l.Name, l.Peer)
 	}
-	// The lane's next update (its pause) sets the value back, which
-	// signals the consumer once more.
 	cfg := *l.config
 	cfg.MaxAckPending = laneMaxAckPending + 1
-	l.config = &cfg
-	_, err := r.updateLane(ctx, l)
-	return err
+	if l.config.MaxAckPending == laneMaxAckPending+1 {
+		cfg.MaxAckPending = laneMaxAckPending
+	}
+	ci, err := r.Stream.PutConsumer(ctx, l.Peer, cfg, false)
+	if err != nil {
+		return fmt.Errorf("wake lane %s on %s: %w", l.Name, l.Peer, err)
+	}
+	*l.config = ci.Config
+	return nil
 }
 
 // pauseLane pauses a lane's consumer; the info read after it holds its
@@ -892,12 +931,15 @@ func (r *ReplicationReconciler) pauseLane(ctx context.Context, l lane) (*jetstre
 	return r.Stream.ConsumerInfo(ctx, l.Peer, l.Name)
 }
 
-// resumeLane lets a paused lane's consumer deliver again.
+// resumeLane lets a paused lane's consumer deliver again. nats-server does
+// not wake a consumer it resumes: what arrived while it was paused would
+// wait for the next transaction or heartbeat (up to a second, measured as
+// a 986 ms subscription convergence), so the lane is woken too.
 func (r *ReplicationReconciler) resumeLane(ctx context.Context, l lane) error {
 	if err := r.Stream.PauseConsumer(ctx, l.Peer, l.Name, time.Time{}); err != nil {
 		return fmt.Errorf("resume lane %s on %s: %w", l.Name, l.Peer, err)
 	}
-	return nil
+	return r.wakeLane(ctx, l)
 }
 
 // updateLane writes the lane's tables and kind to its consumer (its pause
@@ -915,6 +957,7 @@ func (r *ReplicationReconciler) updateLane(ctx context.Context, l lane) (*jetstr
 	if err != nil {
 		return nil, fmt.Errorf("update lane %s on %s: %w", l.Name, l.Peer, err)
 	}
+	*l.config = ci.Config
 	return ci, nil
 }
 
