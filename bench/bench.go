@@ -87,6 +87,7 @@ type sizes struct {
 	rejected     int        // rejected requests of each kind
 	tables       int        // tables per node in the process and mesh scenarios
 	meshes       []meshSize // the scale step's full meshes
+	scaleCalls   int        // cluster_status / cluster_network calls at each mesh size
 	settle       time.Duration
 	tableClients int // clients for the 64-client mutating load
 	// requestTimeout is the nodes' clustering.requestTimeout: the default
@@ -100,12 +101,12 @@ func sizesFor(quick bool) sizes {
 		return sizes{warm: 50 * time.Millisecond, reqCount: 100, loadDur: 200 * time.Millisecond, syncWrites: 30,
 			pubCount: 100, bulk: 2000, startTrials: 2, bigTrials: 1, latSamples: 20, routeTrials: 2, mutateCount: 20, statusCount: 20,
 			rejected: 5, tables: 20, settle: 300 * time.Millisecond, tableClients: 64, requestTimeout: 15 * time.Second,
-			meshes: []meshSize{{key: "wide", nodes: 3, tables: 10}, {key: "deep", nodes: 2, tables: 300}}}
+			meshes: []meshSize{{key: "wide", nodes: 3, tables: 10}, {key: "deep", nodes: 2, tables: 300}}, scaleCalls: 2}
 	}
 	return sizes{warm: 300 * time.Millisecond, reqCount: 5000, loadDur: 3 * time.Second, syncWrites: 1000,
 		pubCount: 3000, bulk: 50000, startTrials: 21, bigTrials: 5, latSamples: 500, routeTrials: 11, mutateCount: 300, statusCount: 300,
 		rejected: 100, tables: 1000, settle: 2 * time.Second, tableClients: 64, requestTimeout: 2 * time.Second,
-		meshes: []meshSize{{key: "wide", nodes: 20, tables: 100}, {key: "deep", nodes: 10, tables: 2000}}}
+		meshes: []meshSize{{key: "wide", nodes: 20, tables: 100}, {key: "deep", nodes: 10, tables: 2000}}, scaleCalls: 11}
 }
 
 // runner carries one run's state.

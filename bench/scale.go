@@ -156,6 +156,22 @@ func (r *runner) scaleMesh(sz meshSize) error {
 	r.set("scale."+sz.key+".sources", float64(sources[len(sources)-1]), fmt.Sprintf("JetStream sources on a node's transaction stream, most of any node (fewest %d): one lane per peer and shard of %d tables, %d lanes per peer here.", sources[0], topology.MaxLaneTables, topology.LaneCount(sz.tables)))
 	r.set("scale."+sz.key+".consumers", float64(consumers[len(consumers)-1]), fmt.Sprintf("consumers a node's transaction stream holds for its peers' lanes, most of any node (fewest %d).", consumers[0]))
 
+	// cluster_status (every peer asked, lag per table) and cluster_network
+	// (every node answers) on the first node, at this size.
+	for _, o := range []string{"cluster_status", "cluster_network"} {
+		var ds []time.Duration
+		for i := 0; i < r.sz.scaleCalls; i++ {
+			t0 := time.Now()
+			if _, err := call(conns[0], tok, o, map[string]any{}); err != nil {
+				return fmt.Errorf("%s: %w", o, err)
+			}
+			ds = append(ds, time.Since(t0))
+		}
+		id := "scale." + sz.key + "." + strings.TrimPrefix(o, "cluster_")
+		r.set(id+"_p50", ms(pct(ds, 50)), fmt.Sprintf("%d calls on %s, one after another, with %d peers × %d tables (the trio's cluster_status has 2 peers).", len(ds), names[0], sz.nodes-1, sz.tables))
+		r.set(id+"_p99", ms(pct(ds, 99)))
+	}
+
 	// kill -9 the last node; the others write while it is down; it
 	// restarts and writes; every lane of every pair must flow again.
 	last := sz.nodes - 1

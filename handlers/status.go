@@ -273,11 +273,27 @@ func (o *Ops) PeerStatus(ctx context.Context, from string, body []byte) (any, er
 			rep.LastSeq = last
 		}
 	}
-	// One direct get per table, many in flight at once: one after the
-	// other they made cluster_status cost a round trip per table.
+	// The last transaction of every table asked about, in batched reads: a
+	// table whose last transaction lies before the caller's next position
+	// (or before its start time) has no lag, exactly, without a count. Only
+	// the others are counted, one direct get each, many in flight at once
+	// (a count per table made cluster_status O(tables) round trips: 7 s at
+	// 10 nodes × 2000 tables).
+	subjects := make([]string, len(req.Tables))
+	for i, q := range req.Tables {
+		subjects[i] = topology.OriginSubject(q.TableKey, o.NodeName)
+	}
+	lasts, lastErr := o.Txn.LastMsgs(ctx, subjects)
 	sem := make(chan struct{}, pendingInFlight)
 	var wg sync.WaitGroup
 	for i, q := range req.Tables {
+		if lastErr == nil {
+			last, has := lasts[subjects[i]]
+			if !has || (q.Next > 0 && last.Seq < q.Next) || (q.Next == 0 && !last.Time.IsZero() && last.Time.Before(q.Since)) {
+				rep.Lag[i] = new(uint64)
+				continue
+			}
+		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {

@@ -374,6 +374,31 @@ func (t *TxnStream) multiLast(ctx context.Context, subjects []string, out map[st
 	return nil
 }
 
+// LastMsg is the last message a stream holds on a subject.
+type LastMsg struct {
+	Seq  uint64
+	Time time.Time
+}
+
+// LastMsgs returns, for each subject that has any, this stream's last
+// message on it (sequence and time), in batched direct gets of up to 1000
+// subjects.
+func (t *TxnStream) LastMsgs(ctx context.Context, subjects []string) (map[string]LastMsg, error) {
+	out := make(map[string]LastMsg, len(subjects))
+	for start := 0; start < len(subjects); start += 1000 {
+		req := map[string]any{"multi_last": subjects[start:min(start+1000, len(subjects))], "max_bytes": batchMaxBytes}
+		err := t.batchGet(ctx, "$JS.API.DIRECT.GET."+TxnStreamName, req, func(m *nats.Msg) {
+			seq, _ := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+			at, _ := time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
+			out[m.Header.Get("Nats-Subject")] = LastMsg{Seq: seq, Time: at}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read last messages: %w", err)
+		}
+	}
+	return out, nil
+}
+
 // batchMaxBytes is what batched direct gets ask for explicitly: nats-server's
 // own default (MAX_PENDING_SIZE, 64 MiB), which it otherwise reads from its
 // options without a lock — a data race with any reload (a route change),
