@@ -88,13 +88,16 @@ func statusOf(t *testing.T, err error, status int, message string) *client.Error
 	return e
 }
 
-func hasOp(n *node.Node, op string) bool {
+// requireOp fails the test when n does not serve op: a dropped operation must
+// fail its test, never skip it.
+func requireOp(t *testing.T, n *node.Node, op string) {
+	t.Helper()
 	for _, o := range n.Ops.Operations() {
 		if o.Name == op {
-			return true
+			return
 		}
 	}
-	return false
+	t.Fatalf("node %s does not serve %s", n.Name(), op)
 }
 
 func TestRoutes(t *testing.T) {
@@ -639,13 +642,9 @@ func TestEveryOperationHasAMethod(t *testing.T) {
 	}
 }
 
-// cluster_status, cluster_network and purge_stream: these tests run once the
-// node serves the operations (they skip otherwise).
 func TestClusterStatus(t *testing.T) {
 	nodes := meshOf(t, "a", "b")
-	if !hasOp(nodes[0], "cluster_status") {
-		t.Skip("this node does not serve cluster_status yet")
-	}
+	requireOp(t, nodes[0], "cluster_status")
 	a := admin(t, nodes[0])
 	for _, n := range nodes {
 		if _, err := admin(t, n).CreateTable(ctx, client.CreateTableRequest{Table: "dog"}); err != nil {
@@ -676,9 +675,7 @@ func TestClusterStatus(t *testing.T) {
 
 func TestClusterNetwork(t *testing.T) {
 	nodes := meshOf(t, "a", "b")
-	if !hasOp(nodes[0], "cluster_network") {
-		t.Skip("this node does not serve cluster_network yet")
-	}
+	requireOp(t, nodes[0], "cluster_network")
 	a := admin(t, nodes[0])
 	net, err := a.ClusterNetwork(ctx, client.ClusterNetworkRequest{Timeout: 3000})
 	if err != nil {
@@ -703,9 +700,7 @@ func TestClusterNetwork(t *testing.T) {
 
 func TestPurgeStream(t *testing.T) {
 	n := nodetest.StartNamed(t, "p1")
-	if !hasOp(n, "purge_stream") {
-		t.Skip("this node does not serve purge_stream yet")
-	}
+	requireOp(t, n, "purge_stream")
 	c := admin(t, n)
 	for _, tbl := range []string{"dog", "cat"} {
 		if _, err := c.CreateTable(ctx, client.CreateTableRequest{Database: "dev", Table: tbl}); err != nil {

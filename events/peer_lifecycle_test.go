@@ -42,6 +42,7 @@ func TestPeerServerStopWaitsForCallsInFlight(t *testing.T) {
 		"slow": func(ctx context.Context, _ string, _ []byte) (any, error) {
 			close(started)
 			<-ctx.Done() // Stop cancels it
+			// A handler slow to finish after the cancel is the subject.
 			time.Sleep(50 * time.Millisecond)
 			finished.Store(true)
 			return nil, ctx.Err()

@@ -163,7 +163,7 @@ func TestFaultKillDuringReplicationLosesNothing(t *testing.T) {
 	}
 	waitAcked(300)
 	b.Kill()
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // down for a while, writes retrying: the subject
 	b.Restart()
 	waitAcked(800)
 	a.Kill()
@@ -301,10 +301,21 @@ func TestFaultFrozenPeerLeavesNoHalfMadeState(t *testing.T) {
 	if took > 4*time.Second {
 		t.Fatalf("reply took %v, want within the CLI's 5 s", took)
 	}
+	// a owes b a notice (written before the call, kept because the call may
+	// have applied): wait until a's notices worker has counted it, so that
+	// the backlog's fall to 0 below is the delivery, not a stale gauge.
+	notices := func() float64 {
+		code, text := get(t, a.Cfg.OperationsAPI.Network.Port, "/metrics")
+		if code != 200 {
+			t.Fatalf("a's /metrics: %d", code)
+		}
+		return metric(text, `clusterd_worker_queue_depth{worker="notices"}`)
+	}
+	nodetest.Eventually(t, 20*time.Second, "a's notice to b counted", func() bool { return notices() == 1 })
 	b.Signal(syscall.SIGCONT) // b now applies the stale update
 	// The notices worker resends a's view once the notice is due (timeout+1s)
-	// at its next pass (every ~3s).
-	time.Sleep(6 * time.Second)
+	// and deletes the notice when b has taken it.
+	nodetest.Eventually(t, 30*time.Second, "a's notice to b delivered", func() bool { return notices() == 0 })
 	if err := b.Stop(); err != nil {
 		t.Fatalf("stop b: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,7 +53,15 @@ func flags(t *testing.T, n *node.Node, peer, table string) (subscribe, publish b
 // desired state (no pending changes and a pass after them).
 func settle(t *testing.T, nodes ...*node.Node) {
 	t.Helper()
-	time.Sleep(300 * time.Millisecond)
+	since := time.Now()
+	nodetest.Eventually(t, 15*time.Second, "a replication pass on every node", func() bool {
+		for _, n := range nodes {
+			if !n.ReplicationPassedSince(since) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // dogPair meshes a and b and links them with table dog replicated both ways.
@@ -81,19 +90,13 @@ func TestUpdateNodeFlagsActFromBothSides(t *testing.T) {
 	publish(t, a, "data", "dog", 10, "a1")
 	publish(t, b, "data", "dog", 10, "b1")
 	nodetest.Eventually(t, 10*time.Second, "a's transactions on b", func() bool { return count(t, b, "txn.data.dog.a") == 10 })
-	time.Sleep(300 * time.Millisecond)
-	if n := count(t, a, "txn.data.dog.b"); n != 0 {
-		t.Fatalf("a received %d of b's transactions while not subscribed", n)
-	}
+	nodetest.Never(t, 300*time.Millisecond, "a received b's transactions while not subscribed", func() bool { return count(t, a, "txn.data.dog.b") != 0 })
 
 	// set_node_replication is the same operation: both false stops both ways.
 	op(t, a, "set_node_replication", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", false, false)}}, 200)
 	settle(t, a, b)
 	publish(t, a, "data", "dog", 5, "a2")
-	time.Sleep(500 * time.Millisecond)
-	if n := count(t, b, "txn.data.dog.a"); n != 10 {
-		t.Fatalf("b holds %d of a's transactions, want still 10 after replication stopped", n)
-	}
+	nodetest.Never(t, 500*time.Millisecond, "b received a's transactions after replication stopped", func() bool { return count(t, b, "txn.data.dog.a") != 10 })
 
 	// Subscribing again resumes where it stopped: nothing lost, nothing twice.
 	op(t, a, "update_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}, 200)
@@ -223,10 +226,9 @@ func TestRemoveNodeStopsBothWaysAndReachesAPeerThatWasDown(t *testing.T) {
 	settle(t, a, b)
 	publish(t, a, "data", "dog", 3, "a")
 	publish(t, b, "data", "dog", 3, "b")
-	time.Sleep(500 * time.Millisecond)
-	if count(t, a, "txn.data.dog.b") != 0 || count(t, b, "txn.data.dog.a") != 0 {
-		t.Fatal("transactions still replicate after remove_node")
-	}
+	nodetest.Never(t, 500*time.Millisecond, "transactions still replicate after remove_node", func() bool {
+		return count(t, a, "txn.data.dog.b") != 0 || count(t, b, "txn.data.dog.a") != 0
+	})
 
 	// Peer down: the local record goes, the peer learns when it is back.
 	op(t, a, "add_node", map[string]any{"node_name": "b", "subscriptions": []any{sub("dog", true, true)}}, 200)
@@ -305,6 +307,7 @@ func TestNewStartTimeResourcesFromThatTime(t *testing.T) {
 		op(t, n, "create_table", map[string]any{"table": "dog"}, 200)
 	}
 	publish(t, b, "data", "dog", 5, "old")
+	// Time is the subject: a start time clearly between two writes.
 	time.Sleep(50 * time.Millisecond)
 	mid := time.Now().UTC()
 	time.Sleep(50 * time.Millisecond)
@@ -338,6 +341,7 @@ func TestIncrementalSubscriptionsMergeIntoOneSourcePerPeer(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	done := make(chan int)
+	var rounds atomic.Int64 // rounds written so far
 	go func() {
 		js := jsFor(t, b)
 		n := 0
@@ -354,14 +358,17 @@ func TestIncrementalSubscriptionsMergeIntoOneSourcePerPeer(t *testing.T) {
 				}
 			}
 			n++
-			time.Sleep(2 * time.Millisecond)
+			rounds.Store(int64(n))
+			time.Sleep(2 * time.Millisecond) // the writer's pace, not a wait
 		}
 	}()
 	for i := 0; i < tables; i++ {
 		s := sub(fmt.Sprintf("t%d", i), true, false)
 		s["start_time"] = "2000-01-01" // everything: so the expected history is known
 		op(t, a, "update_node", map[string]any{"node_name": "b", "subscriptions": []any{s}}, 200)
-		time.Sleep(150 * time.Millisecond)
+		// Writes go on between one subscription and the next.
+		at := rounds.Load()
+		nodetest.Eventually(t, 10*time.Second, "writes after a subscription", func() bool { return rounds.Load() >= at+10 })
 	}
 	var keys []storage.TableKey
 	for i := 0; i < tables; i++ {
@@ -405,10 +412,7 @@ func TestFaultPartitionHealsWithoutLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
-	if n := count(t, b, "txn.data.dog.a"); n != 20 {
-		t.Fatalf("b holds %d during the partition, want 20", n)
-	}
+	nodetest.Never(t, 500*time.Millisecond, "b received a's transactions during the partition", func() bool { return count(t, b, "txn.data.dog.a") != 20 })
 	proxy.Heal()
 	nodetest.Eventually(t, 30*time.Second, "b catches up after heal", func() bool { return count(t, b, "txn.data.dog.a") >= 120 })
 	got := received(t, b, "txn.data.dog.a")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/clusterd/clusterd/node"
 	"github.com/clusterd/clusterd/node/nodetest"
+	"github.com/clusterd/clusterd/topology"
 	"github.com/nats-io/nats.go"
 )
 
@@ -139,7 +140,18 @@ func TestTLSEverywhere(t *testing.T) {
 		map[string]any{"server": "hub", "routes": []any{nodetest.ClusterRoute(a)}}); r.Status != 200 {
 		t.Fatalf("evil set routes: %s", r.Body)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Wait until the route was tried and refused (a TLS link fault on
+	// either end), not for a while: then it cannot have been made.
+	nodetest.Eventually(t, 20*time.Second, "evil's route refused over TLS", func() bool {
+		for _, n := range []*node.Node{evil, a} {
+			for _, f := range n.Servers.Faults.Active() {
+				if f.Kind == topology.FaultTLS {
+					return true
+				}
+			}
+		}
+		return false
+	})
 	if peers := evil.Servers.RoutedPeers(); len(peers) != 0 {
 		t.Fatalf("a node with another CA's certificate joined the mesh: %v", peers)
 	}
