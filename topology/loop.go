@@ -156,9 +156,16 @@ func (l *Loop) Run(ctx context.Context) {
 			spacing = max(spacing, time.Duration(float64(took)/l.MaxDuty))
 		}
 		if d := spacing - time.Since(start); triggered && d > 0 {
+			// A Kick ends the pacing: it asks for a pass now (measured: a
+			// peer's restart waited 12 s behind a pass paced at 4× its
+			// length, one that had waited on that peer while it was down).
 			select {
 			case <-ctx.Done():
 				return
+			case <-l.kick:
+				if d := l.MinInterval - time.Since(start); d > 0 {
+					time.Sleep(d)
+				}
 			case <-time.After(d):
 			}
 		}
