@@ -1,7 +1,9 @@
 // Package node assembles one clusterd node from its configuration: state
-// store, embedded servers, operation intake (NATS and HTTP), and topology
-// workers; and takes it down again in order. cmd/clusterd, the tests and the
-// benchmarks all start nodes through it.
+// store, embedded servers, operation intake (NATS and HTTP), and the
+// long-running components (membership, the topology workers), each a
+// Run(ctx) error under one errgroup that Close waits for; and takes it down
+// again in order. cmd/clusterd, the tests and the benchmarks all start nodes
+// through it.
 package node
 
 import (
@@ -16,7 +18,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 )
 
 // Version is clusterd's version, shown by `nats micro info`.
@@ -71,8 +73,8 @@ type Node struct {
 	first            firstStart  // what a failed start undoes, what a good one prints
 	up               atomic.Bool // Start completed: logged `node started`
 
-	cancel    context.CancelFunc
-	workers   sync.WaitGroup
+	cancel    context.CancelFunc // ends the components' context
+	group     *errgroup.Group    // the components, see runComponents
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -90,6 +92,8 @@ type Options struct {
 }
 
 // Start brings a node up. On error everything started so far is stopped.
+// ctx bounds the start-up: when it ends first, Start undoes what it did and
+// returns ErrStartInterrupted; once started, the node runs until Close.
 func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	// The same checks as `clusterd config check`.
 	if err := cfg.Check(); err != nil {
@@ -237,20 +241,18 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	// it creates a stream, a data race with a reload (seen in a full race
 	// run when configured routes were applied at first start). A failure
 	// here is the replication worker's to retry and report.
-	ectx, ecancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ectx, ecancel := context.WithTimeout(ctx, 10*time.Second)
 	if _, err := txn.Ensure(ectx); err != nil {
 		log.Warn("transaction stream not ready yet", zap.Error(err))
 	} else if err := topology.GrantOwned(ectx, js, n.Servers.Grants(), log); err != nil {
 		log.Warn("app consumers not granted back", zap.Error(err))
 	}
 	ecancel()
+	if err := interrupted(ctx); err != nil {
+		return nil, err
+	}
 	n.startTxnLoss(txn)
 
-	wctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	n.goWorker(wctx, func(ctx context.Context) { _ = n.Members.Run(ctx) })
-	n.goWorker(wctx, n.Loss.Watch)
-	n.goWorker(wctx, n.Loss.KeepCounts)
 	n.routeLoop = &topology.Loop{
 		Name:      "routes",
 		Reconcile: (&topology.RouteReconciler{Store: n.Store, Servers: n.Servers}).Reconcile,
@@ -260,7 +262,6 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Metrics:   n.Metrics,
 		Backlog:   n.routeBacklog,
 	}
-	n.goWorker(wctx, n.routeLoop.Run)
 	n.replLoop = &topology.Loop{
 		Name:      "replication",
 		Reconcile: n.Repl.Reconcile,
@@ -279,7 +280,6 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		MinInterval: 5 * time.Millisecond,
 		MaxDuty:     0.25,
 	}
-	n.goWorker(wctx, n.replLoop.Run)
 	// Notices are due only RequestTimeout+1s after they were written (the
 	// operation that wrote one settles it before that), so the worker is
 	// not woken by changes: it looks every second (a scan of a few keys)
@@ -293,7 +293,15 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Metrics:    n.Metrics,
 		Backlog:    n.Members.NoticeBacklog,
 	}
-	n.goWorker(wctx, noticeLoop.Run)
+	n.runComponents(ctx,
+		component{"membership", n.Members.Run},
+		component{"txn_loss_watch", untilDone(n.Loss.Watch)},
+		component{"txn_loss_counts", untilDone(n.Loss.KeepCounts)},
+		component{"routes", n.routeLoop.Run},
+		component{"replication", n.replLoop.Run},
+		component{"notices", noticeLoop.Run},
+		component{"restart_announcement", func(ctx context.Context) error { return n.announceRestart(ctx, peers) }},
+	)
 	if n.peerSrv, err = events.StartPeerServer(n.nc, cfg.Clustering.NodeName, n.password, n.Ops.PeerHandlers(), log.Named("peer")); err != nil {
 		return nil, err
 	}
@@ -314,32 +322,6 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	}, log); err != nil {
 		return nil, err
 	}
-	n.goWorker(wctx, func(ctx context.Context) {
-		select {
-		case <-n.replLoop.Converged():
-		case <-ctx.Done():
-			return
-		}
-		// Wait for the mesh (routes are configured by now), then say it a few
-		// times in case routes were still forming; peers act once per boot.
-		for deadline := time.Now().Add(10 * time.Second); len(n.Servers.RoutedPeers()) == 0 && time.Now().Before(deadline); {
-			select {
-			case <-time.After(50 * time.Millisecond):
-			case <-ctx.Done():
-				return
-			}
-		}
-		boot := []byte(strconv.FormatInt(n.started.UnixNano(), 10))
-		for _, d := range []time.Duration{200 * time.Millisecond, time.Second, 2 * time.Second} {
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-				return
-			}
-			_ = peers.Announce("restarted", boot)
-		}
-	})
-
 	if n.ingress, err = events.StartNATSIngress(n.nc, n.unservedNC, n.dispatcher, cfg.Clustering.NodeName, Version); err != nil {
 		return nil, err
 	}
@@ -364,6 +346,9 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		zap.Bool("clustering_enabled", cfg.Clustering.Enabled),
 		zap.String("issuer", auth.IssuerID(n.issuerKey.Public().(ed25519.PublicKey))))
 	if err := n.createAdmin(); err != nil {
+		return nil, err
+	}
+	if err := interrupted(ctx); err != nil {
 		return nil, err
 	}
 	n.first.print(o.Stdout, p)
@@ -396,14 +381,6 @@ func (n *Node) startConsumerProxies() error {
 		n.proxies = append(n.proxies, p)
 	}
 	return nil
-}
-
-func (n *Node) goWorker(ctx context.Context, run func(context.Context)) {
-	n.workers.Add(1)
-	go func() {
-		defer n.workers.Done()
-		run(ctx)
-	}()
 }
 
 // loadSecrets reads or creates the cluster password, the operator's password
@@ -624,10 +601,7 @@ func (n *Node) Close() error {
 				n.log.Warn("router close", zap.Error(err))
 			}
 		}
-		if n.cancel != nil {
-			n.cancel()
-		}
-		n.workers.Wait()
+		n.stopComponents()
 		if n.up.Load() {
 			n.saveTxnCounts()
 		}
@@ -638,11 +612,7 @@ func (n *Node) Close() error {
 			if nc == nil {
 				continue
 			}
-			_ = nc.Drain()
-			for i := 0; i < 200 && !nc.IsClosed(); i++ {
-				time.Sleep(5 * time.Millisecond)
-			}
-			nc.Close()
+			drain(nc, time.Second)
 		}
 		if n.Servers != nil {
 			n.Servers.Shutdown()

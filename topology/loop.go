@@ -107,15 +107,16 @@ func (l *Loop) Status() Status {
 	return l.status
 }
 
-// Run reconciles until ctx ends.
-func (l *Loop) Run(ctx context.Context) {
+// Run reconciles until ctx ends, then returns nil: a failing pass is
+// retried, never the end of the loop.
+func (l *Loop) Run(ctx context.Context) error {
 	l.init()
 	backoff := l.MinBackoff
 	for {
 		start := time.Now()
 		changed, err := l.Reconcile(ctx)
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		took := time.Since(start)
 		l.record(start, changed, err)
@@ -142,7 +143,7 @@ func (l *Loop) Run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return
+				return nil
 			case <-l.Trigger:
 				triggered = true
 			case <-l.kick:
@@ -161,7 +162,7 @@ func (l *Loop) Run(ctx context.Context) {
 			// length, one that had waited on that peer while it was down).
 			select {
 			case <-ctx.Done():
-				return
+				return nil
 			case <-l.kick:
 				if d := l.MinInterval - time.Since(start); d > 0 {
 					time.Sleep(d)

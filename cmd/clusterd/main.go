@@ -93,6 +93,10 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	n, err := node.Start(ctx, cfg, node.Options{Log: log, Stdout: stdout, BeginAnew: *beginAnew})
+	if errors.Is(err, node.ErrStartInterrupted) {
+		log.Info("start interrupted", zap.String("node", cfg.Clustering.NodeName), zap.String("reason", "signal"))
+		return nil // stopped on request before it was up: nothing failed
+	}
 	if err != nil {
 		return err
 	}
