@@ -194,7 +194,7 @@ func suggestKey(path string) string {
 		if kp != parent {
 			continue
 		}
-		d := levenshtein(strings.ToLower(name), strings.ToLower(kn))
+		d := EditDistance(strings.ToLower(name), strings.ToLower(kn))
 		if strings.EqualFold(name, kn) {
 			d = 0
 		}
@@ -243,7 +243,9 @@ func configPaths() []string {
 	return out
 }
 
-func levenshtein(a, b string) int {
+// EditDistance is the Levenshtein distance of a and b, for "did you mean"
+// hints on config keys here and on commands in cmd/clusterd.
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	for j := range prev {
 		prev[j] = j

@@ -7,6 +7,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/clusterd/clusterd/node"
 )
 
 // errHelpShown means a command printed its help on request: exit 0.
@@ -51,7 +53,7 @@ func unknownCommand(arg string) error {
 		if name == "" {
 			continue
 		}
-		if d := editDistance(arg, name); d < bestD {
+		if d := node.EditDistance(arg, name); d < bestD {
 			best, bestD = name, d
 		}
 	}
@@ -90,26 +92,6 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, usage string)
 		return fmt.Errorf("%s: unexpected argument %q (%s --help lists the flags)", fs.Name(), fs.Arg(0), fs.Name())
 	}
 	return nil
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // helpCmd runs `clusterd help [COMMAND]`.
