@@ -60,18 +60,13 @@ type peerNetworkReply struct {
 // with whatever replied by then (nodes reachable only through leaf routes
 // included if they were quick enough).
 func (o *Ops) ClusterNetwork(ctx context.Context, _ events.Caller, req ClusterNetworkRequest) (ClusterNetworkReply, error) {
-	if o.Mesh == nil {
-		return ClusterNetworkReply{}, events.Errorf(503, "The node is not connected to the mesh yet")
-	}
 	wait := DefaultNetworkTimeout
 	if req.Timeout != nil {
 		wait = time.Duration(*req.Timeout * float64(time.Millisecond))
 	}
 	expected := map[string]bool{o.NodeName: true}
-	if o.Servers != nil {
-		for _, n := range o.Servers.RoutedNodes() {
-			expected[n] = true
-		}
+	for _, n := range o.Servers.RoutedNodes() {
+		expected[n] = true
 	}
 	missing := len(expected)
 	got := map[string]NetworkNode{}
@@ -118,10 +113,7 @@ func (o *Ops) ClusterNetwork(ctx context.Context, _ events.Caller, req ClusterNe
 // PeerNetwork is every node's side of cluster_network: the nodes its hub has
 // a live route to, and its desired routes (hub, then leaf).
 func (o *Ops) PeerNetwork(ctx context.Context, from string, body []byte) (any, error) {
-	rep := peerNetworkReply{ConnectedNodes: []string{}, Routes: []storage.Route{}}
-	if o.Servers != nil {
-		rep.ConnectedNodes = o.Servers.RoutedNodes()
-	}
+	rep := peerNetworkReply{ConnectedNodes: o.Servers.RoutedNodes(), Routes: []storage.Route{}}
 	r, err := o.Store.Routes()
 	if err != nil {
 		return nil, fmt.Errorf("load routes: %w", err)

@@ -37,7 +37,7 @@ func (o *Ops) nodeNameCheck(label string, v any) []string {
 // is how an operator cleans it up.
 func (o *Ops) removeNodeNameCheck(label string, v any) []string {
 	p := o.nodeNameCheck(label, v)
-	if s, _ := v.(string); p != nil && s != o.NodeName && o.Store != nil {
+	if s, _ := v.(string); p != nil && s != o.NodeName {
 		if _, stored, err := o.Store.Node(s); err == nil && stored {
 			return nil
 		}
@@ -264,7 +264,7 @@ func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, req Configu
 	switch {
 	case errors.As(err, &ce):
 		for _, n := range ce.Failed {
-			o.log().Warn("configure_cluster: node not configured", zap.String("op", "configure_cluster"), zap.String("peer", n), zap.Error(ce.Causes[n]))
+			o.Log.Warn("configure_cluster: node not configured", zap.String("op", "configure_cluster"), zap.String("peer", n), zap.Error(ce.Causes[n]))
 		}
 		return ConfigureClusterReply{}, &events.Error{Status: 500, Message: "Failed to configure the cluster. Check the logs for more details.", Extra: map[string]any{"failed_nodes": ce.Failed}}
 	case errors.As(err, &busy):
@@ -279,7 +279,7 @@ func (o *Ops) ConfigureCluster(ctx context.Context, _ events.Caller, req Configu
 	reply := ConfigureClusterReply{Message: "Configure cluster complete.", Connections: []ConfigureConnection{}}
 	for _, r := range results {
 		if r.Err != nil {
-			o.log().Warn("configure_cluster: node not configured", zap.String("op", "configure_cluster"), zap.String("peer", r.Name), zap.Error(r.Err))
+			o.Log.Warn("configure_cluster: node not configured", zap.String("op", "configure_cluster"), zap.String("peer", r.Name), zap.Error(r.Err))
 			reply.FailedNodes = append(reply.FailedNodes, r.Name)
 			continue
 		}

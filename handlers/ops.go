@@ -8,6 +8,7 @@ import (
 	"github.com/clusterd/clusterd/membership"
 	"github.com/clusterd/clusterd/storage"
 	"github.com/clusterd/clusterd/topology"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 )
 
@@ -25,34 +26,117 @@ type Membership interface {
 	Handlers() map[string]events.PeerHandler
 }
 
-// Ops holds what the operations need.
+// Store is desired state as the operations read and change it (a
+// *storage.Store).
+type Store interface {
+	Node(name string) (storage.Node, bool, error)
+	Nodes() ([]storage.Node, error)
+	Routes() (storage.Routes, error)
+	UpdateRoutes(fn func(*storage.Routes) error) (storage.Routes, error)
+	Tables() ([]storage.Table, error)
+	PutTables(tables []storage.Table) (created []storage.TableKey, err error)
+	HasTable(k storage.TableKey) (bool, error)
+	HasDatabase(db string) (bool, error)
+	RaiseImportFloor(peer string, k storage.TableKey, seq uint64) error
+}
+
+// TxnStream is the transaction stream as describe_all, purge_stream and
+// cluster_status read and purge it (a *topology.TxnStream).
+type TxnStream interface {
+	Name() string
+	TableFilter(k storage.TableKey) string
+	Info(ctx context.Context) (*jetstream.StreamInfo, error)
+	Describe(ctx context.Context, tables []storage.TableKey) (map[storage.TableKey]topology.TableStats, error)
+	Purge(ctx context.Context, opts ...jetstream.StreamPurgeOpt) error
+	LastSeq(ctx context.Context) (uint64, error)
+	LastImportedSeq(ctx context.Context, subject string) (uint64, error)
+	LastMsgs(ctx context.Context, subjects []string) (map[string]topology.LastMsg, error)
+	Pending(ctx context.Context, subject string, next uint64, since time.Time) (uint64, error)
+}
+
+// ServerView is what cluster_status and cluster_network observe of the
+// node's servers (a *topology.Servers).
+type ServerView interface {
+	RoutedNodes() []string
+	ClusterPort() int
+	LinkProblems() []topology.LinkFault
+}
+
+// Replication is the replication worker as cluster_status observes it (a
+// *topology.ReplicationReconciler).
+type Replication interface {
+	Status() map[string]topology.PeerReplication
+	Positions(ctx context.Context, n storage.Node) (map[storage.TableKey]topology.TablePosition, error)
+}
+
+// LossGuard is the watcher of lost transactions (a *topology.TxnLoss): it
+// runs a purge so as not to count it as a loss, and knows what was lost.
+type LossGuard interface {
+	Purging(ctx context.Context, purge func() error) error
+	Records() []topology.TxnLossRecord
+}
+
+// Ops holds what the operations need. Build it with New.
 type Ops struct {
 	NodeName          string
 	ClusteringEnabled bool
-	Store             *storage.Store
+	Store             Store
 	Bus               *events.Bus
 	Peers             Peers      // inter-node calls of cluster_status
 	Members           Membership // the node-record protocol
 	// RequestTimeout is clustering.requestTimeout, the bound of one
-	// inter-node call (default 2 s); node operations get a deadline from it.
+	// inter-node call (default 2 s); operations get their deadline from it.
 	RequestTimeout time.Duration
-	Txn            *topology.TxnStream
+	Txn            TxnStream
 
 	// What cluster_status and cluster_network observe of this node.
-	Servers *topology.Servers
-	Repl    *topology.ReplicationReconciler
-	// Loss knows the transactions lost from the stream (nil: none known).
-	Loss     *topology.TxnLoss
+	Servers ServerView
+	Repl    Replication
+	// Loss knows the transactions lost from the stream.
+	Loss     LossGuard
 	Mesh     Broadcaster
 	Started  time.Time
 	Version  string
 	HTTPPort func() int
 	// Log receives what replies point to ("Check the logs for more
-	// details"); nil discards it.
+	// details").
 	Log *zap.Logger
 
 	// Users serves the user, role and token operations.
 	Users *UserOps
+}
+
+// New returns the operations over deps. It is the one place that says what
+// an absent dependency means (a node always gives them all; tests and the
+// documentation leave some out): no servers observe no routes and no link
+// problems, no replication worker reports replication as not running, no
+// transaction stream has nothing to describe, count or purge, no loss
+// watcher purges directly, no mesh answers cluster_network with 503, no
+// operations API listens on port 0 and no logger discards.
+func New(deps Ops) *Ops {
+	o := deps
+	if o.Servers == nil {
+		o.Servers = noServers{}
+	}
+	if o.Repl == nil {
+		o.Repl = noReplication{}
+	}
+	if o.Txn == nil {
+		o.Txn = noTxnStream{}
+	}
+	if o.Loss == nil {
+		o.Loss = noLossGuard{}
+	}
+	if o.Mesh == nil {
+		o.Mesh = noMesh{}
+	}
+	if o.HTTPPort == nil {
+		o.HTTPPort = func() int { return 0 }
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	return &o
 }
 
 // Operations returns every operation this package serves, for the router.
@@ -104,11 +188,4 @@ func OperationNames() []string {
 		names[i] = op.Name
 	}
 	return names
-}
-
-func (o *Ops) log() *zap.Logger {
-	if o.Log == nil {
-		return zap.NewNop()
-	}
-	return o.Log
 }

@@ -25,8 +25,11 @@ func newOps(t testing.TB) *Ops {
 	bus := events.NewBus()
 	members := membership.New(membership.Config{Self: "n1", Enabled: true, Store: st, Bus: bus})
 	t.Cleanup(members.Stop)
-	return &Ops{NodeName: "n1", ClusteringEnabled: true, Store: st, Bus: bus, Members: members}
+	return New(Ops{NodeName: "n1", ClusteringEnabled: true, Store: st, Bus: bus, Members: members})
 }
+
+// commits counts the store's commits (a test's Ops has a *storage.Store).
+func commits(o *Ops) int64 { return o.Store.(*storage.Store).Commits() }
 
 type runner func(context.Context, events.Caller, []byte) (any, error)
 
@@ -44,7 +47,7 @@ func (o *Ops) run(name string) runner {
 // request was refused with 400 without writing anything.
 func reject(t *testing.T, o *Ops, run runner, body string) string {
 	t.Helper()
-	before := o.Store.Commits()
+	before := commits(o)
 	got, err := run(context.Background(), events.Caller{User: "admin", Role: events.SuperUser}, []byte(body))
 	if err == nil {
 		t.Fatalf("body %s: accepted, want a 400; reply %+v", body, got)
@@ -56,7 +59,7 @@ func reject(t *testing.T, o *Ops, run runner, body string) string {
 	if e.Status != 400 {
 		t.Fatalf("body %s: status %d (%s), want 400", body, e.Status, e.Message)
 	}
-	if n := o.Store.Commits(); n != before {
+	if n := commits(o); n != before {
 		t.Fatalf("body %s: rejected request committed %d store writes", body, n-before)
 	}
 	return e.Message
@@ -202,25 +205,25 @@ func TestSetRoutesUpsertsAndCoercesNumericStringPorts(t *testing.T) {
 	// Already present (as hub) → skipped even when asked for the leaf list,
 	// also when the port is given as a string; a repeat inside one request
 	// is skipped too.
-	before := o.Store.Commits()
+	before := commits(o)
 	got = accept(t, o.run("cluster_set_routes"), `{"server":"leaf","routes":[{"host":"10.0.0.1","port":9932},{"host":"10.0.0.3","port":"9931"},{"host":"10.0.0.3","port":9931},{"host":"10.0.0.2","port":"9932"}]}`)
 	want = `{"message":"cluster routes successfully set","set":[{"host":"10.0.0.3","port":9931}],"skipped":[{"host":"10.0.0.1","port":9932},{"host":"10.0.0.3","port":9931},{"host":"10.0.0.2","port":9932}]}`
 	if got != want {
 		t.Fatalf("set leaf\n got: %s\nwant: %s", got, want)
 	}
-	if o.Store.Commits() != before+1 {
-		t.Fatalf("one accepted change took %d commits", o.Store.Commits()-before)
+	if commits(o) != before+1 {
+		t.Fatalf("one accepted change took %d commits", commits(o)-before)
 	}
 	<-changes
 
 	// Nothing new: no write, no announcement.
-	before = o.Store.Commits()
+	before = commits(o)
 	got = accept(t, o.run("cluster_set_routes"), `{"server":"hub","routes":[{"host":"10.0.0.3","port":9931}]}`)
 	want = `{"message":"cluster routes successfully set","set":[],"skipped":[{"host":"10.0.0.3","port":9931}]}`
 	if got != want {
 		t.Fatalf("set again\n got: %s\nwant: %s", got, want)
 	}
-	if o.Store.Commits() != before {
+	if commits(o) != before {
 		t.Fatal("a request that changed nothing wrote to the store")
 	}
 	select {
@@ -250,12 +253,12 @@ func TestDeleteRoutesFromHubElseLeafWithNumericStrings(t *testing.T) {
 		t.Fatalf("after delete: %s", got)
 	}
 
-	before := o.Store.Commits()
+	before := commits(o)
 	got = accept(t, o.run("cluster_delete_routes"), `{"routes":[]}`)
 	if got != `{"message":"cluster routes successfully deleted","deleted":[],"skipped":[]}` {
 		t.Fatalf("empty delete: %s", got)
 	}
-	if o.Store.Commits() != before {
+	if commits(o) != before {
 		t.Fatal("a delete that removed nothing wrote to the store")
 	}
 }

@@ -55,7 +55,7 @@ func (o *Ops) requestSchemas() map[string]Schema {
 // fields in schema order (an empty list for operations that take none). It
 // is built afresh on each call; changing it changes nothing.
 func Schemas() map[string][]FieldInfo {
-	o := &Ops{NodeName: DocNodeName}
+	o := New(Ops{NodeName: DocNodeName, Store: docStore{}})
 	out := map[string][]FieldInfo{}
 	for op, s := range o.requestSchemas() {
 		fields := []FieldInfo{}

@@ -115,14 +115,7 @@ func (o *Ops) systemInfo() SystemInfo {
 }
 
 func (o *Ops) ports() Ports {
-	p := Ports{}
-	if o.Servers != nil {
-		p.Clustering = o.Servers.ClusterPort()
-	}
-	if o.HTTPPort != nil {
-		p.OperationsAPI = o.HTTPPort()
-	}
-	return p
+	return Ports{Clustering: o.Servers.ClusterPort(), OperationsAPI: o.HTTPPort()}
 }
 
 // ClusterStatus reports every registered node: asked in parallel, each within
@@ -136,10 +129,7 @@ func (o *Ops) ClusterStatus(ctx context.Context, _ events.Caller, _ NoRequest) (
 	if err != nil {
 		return ClusterStatusReply{}, fmt.Errorf("load nodes: %w", err)
 	}
-	var repl map[string]topology.PeerReplication
-	if o.Repl != nil {
-		repl = o.Repl.Status()
-	}
+	repl := o.Repl.Status()
 	reply.Connections = make([]ConnectionStatus, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
@@ -151,9 +141,7 @@ func (o *Ops) ClusterStatus(ctx context.Context, _ events.Caller, _ NoRequest) (
 	}
 	wg.Wait()
 	sort.Slice(reply.Connections, func(i, j int) bool { return reply.Connections[i].NodeName < reply.Connections[j].NodeName })
-	if o.Servers != nil {
-		reply.LinkProblems = o.Servers.Faults.Active()
-	}
+	reply.LinkProblems = o.Servers.LinkProblems()
 	return reply, nil
 }
 
@@ -161,13 +149,7 @@ func (o *Ops) ClusterStatus(ctx context.Context, _ events.Caller, _ NoRequest) (
 // whatever the peer's status; lag needs the peer.
 func (o *Ops) connectionStatus(ctx context.Context, n storage.Node, peerRepl topology.PeerReplication) ConnectionStatus {
 	c := ConnectionStatus{NodeName: n.Name, Subscriptions: make([]SubscriptionStatus, len(n.Subscriptions))}
-	var positions map[storage.TableKey]topology.TablePosition
-	var posErr error
-	if o.Repl != nil {
-		positions, posErr = o.Repl.Positions(ctx, replicable(n))
-	} else {
-		posErr = errors.New("replication is not running")
-	}
+	positions, posErr := o.Repl.Positions(ctx, replicable(n))
 	var req peerStatusRequest
 	asked := map[storage.TableKey]int{} // index in req.Tables
 	for i, s := range n.Subscriptions {
@@ -264,9 +246,6 @@ func (o *Ops) PeerStatus(ctx context.Context, from string, body []byte) (any, er
 		Ports:      o.ports(),
 		SystemInfo: o.systemInfo(),
 		Lag:        make([]*uint64, len(req.Tables)),
-	}
-	if o.Txn == nil {
-		return rep, nil
 	}
 	if len(req.Tables) > 0 {
 		if last, err := o.Txn.LastSeq(ctx); err == nil {

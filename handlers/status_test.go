@@ -93,7 +93,7 @@ func statusOps(t *testing.T, clustering bool) *Ops {
 	if _, err := st.PutTables([]storage.Table{{TableKey: storage.TableKey{Database: "data", Table: "dog"}}}); err != nil {
 		t.Fatal(err)
 	}
-	return &Ops{NodeName: "n1", ClusteringEnabled: clustering, Store: st, Bus: events.NewBus()}
+	return New(Ops{NodeName: "n1", ClusteringEnabled: clustering, Store: st, Bus: events.NewBus()})
 }
 
 // refusal runs op and returns its status and message; it fails the test
@@ -113,7 +113,7 @@ func refusal(t *testing.T, run func(context.Context, events.Caller, []byte) (any
 
 func TestPurgeStreamMessages(t *testing.T) {
 	on, off := statusOps(t, true), statusOps(t, false)
-	commits := on.Store.Commits()
+	before := commits(on)
 	for _, c := range []struct {
 		body string
 		ops  *Ops
@@ -153,7 +153,7 @@ func TestPurgeStreamMessages(t *testing.T) {
 			t.Errorf("%s:\n got %d %q\nwant 400 %q", c.body, status, msg, c.want)
 		}
 	}
-	if on.Store.Commits() != commits {
+	if commits(on) != before {
 		t.Errorf("refused purges wrote to the store")
 	}
 }

@@ -211,7 +211,8 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Log:          log.Named("membership"),
 	})
 	n.Repl = &topology.ReplicationReconciler{Store: n.Store, Stream: txn, Log: log, Metrics: n.Metrics}
-	n.Ops = &handlers.Ops{
+	loss := n.newTxnLoss(txn)
+	n.Ops = handlers.New(handlers.Ops{
 		NodeName:          cfg.Clustering.NodeName,
 		ClusteringEnabled: cfg.Clustering.Enabled,
 		Store:             n.Store,
@@ -222,13 +223,14 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Txn:               txn,
 		Servers:           n.Servers,
 		Repl:              n.Repl,
+		Loss:              loss,
 		Mesh:              peers,
 		Started:           n.started,
 		Version:           Version,
 		HTTPPort:          n.operationsAPIPort,
 		Log:               log.Named("ops"),
 		Users:             n.users,
-	}
+	})
 	if n.dispatcher, err = events.NewDispatcher(n.Ops.Operations(), n.Auth, n.Metrics, log.Named("ops")); err != nil {
 		return nil, err
 	}
@@ -251,7 +253,7 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	if err := interrupted(ctx); err != nil {
 		return nil, err
 	}
-	n.startTxnLoss(txn)
+	n.startTxnLoss(loss)
 
 	n.routeLoop = &topology.Loop{
 		Name:      "routes",

@@ -15,9 +15,9 @@ import (
 // a clean stop (see topology.TxnLoss).
 const txnCountsFile = "txn-counts.json"
 
-// startTxnLoss compares the transaction stream with the counts of the last
-// clean stop, before the workers start, and keeps watching re-fetches.
-func (n *Node) startTxnLoss(txn *topology.TxnStream) {
+// newTxnLoss builds the watcher of lost transactions; the operations are
+// given it at construction, startTxnLoss starts it.
+func (n *Node) newTxnLoss(txn *topology.TxnStream) *topology.TxnLoss {
 	lost := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "clusterd_txn_lost_messages_total",
 		Help: "Transactions found missing from the transaction stream after a restart (damaged JetStream files), re-fetched or not.",
@@ -26,16 +26,19 @@ func (n *Node) startTxnLoss(txn *topology.TxnStream) {
 		n.log.Warn("lost-transaction metric not registered", zap.Error(err))
 		lost = nil
 	}
-	n.Loss = &topology.TxnLoss{Stream: txn, Store: n.Store, Log: n.log, Lost: lost,
+	return &topology.TxnLoss{Stream: txn, Store: n.Store, Log: n.log, Lost: lost,
 		CountsFile: filepath.Join(n.Config.RootPath, txnCountsFile),
 		Refetch:    func() { n.Bus.Publish(events.NodesChanged) }}
+}
+
+// startTxnLoss compares the transaction stream with the counts of the last
+// clean stop, before the workers start, and keeps watching re-fetches.
+func (n *Node) startTxnLoss(loss *topology.TxnLoss) {
+	n.Loss = loss
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := n.Loss.Check(ctx); err != nil {
 		n.log.Error("could not check the transaction stream for lost transactions", zap.Error(err))
-	}
-	if n.Ops != nil {
-		n.Ops.Loss = n.Loss
 	}
 }
 

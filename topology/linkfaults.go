@@ -261,3 +261,6 @@ func (f *LinkFaults) linked(link, addr string) {
 		}
 	}
 }
+
+// LinkProblems are the active link faults of the node's servers.
+func (s *Servers) LinkProblems() []LinkFault { return s.Faults.Active() }
