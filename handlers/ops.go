@@ -140,40 +140,49 @@ func New(deps Ops) *Ops {
 }
 
 // Operations returns every operation this package serves, for the router.
+// Every operation has a deadline (see deadline).
 func (o *Ops) Operations() []events.Operation {
-	nodeDeadline := o.nodeOpDeadline()
-	return append([]events.Operation{
+	ops := append([]events.Operation{
 		{Name: "cluster_set_routes", Handler: "setRoutes", Mutating: true, Run: typed(nil, schemaOf(setRoutesSchema), o.SetRoutes)},
 		{Name: "cluster_get_routes", Handler: "getRoutes", Run: typed(nil, noSchema, o.GetRoutes)},
 		{Name: "cluster_delete_routes", Handler: "deleteRoutes", Mutating: true, Run: typed(nil, schemaOf(deleteRoutesSchema), o.DeleteRoutes)},
-		{Name: "add_node", Handler: "addNode", Mutating: true, Deadline: nodeDeadline,
-			Run: typed(o.requireClustering, o.nodeSchema, o.AddNode)},
-		{Name: "update_node", Handler: "updateNode", Mutating: true, Deadline: nodeDeadline,
-			Run: typed(o.requireClustering, o.nodeSchema, o.UpdateNode)},
-		{Name: "set_node_replication", Handler: "updateNode", Mutating: true, Deadline: nodeDeadline,
-			Run: typed(o.requireClustering, o.nodeSchema, o.SetNodeReplication)},
-		{Name: "remove_node", Handler: "removeNode", Mutating: true, Deadline: nodeDeadline,
-			Run: typed(o.requireClustering, o.removeNodeSchema, o.RemoveNode)},
-		{Name: "configure_cluster", Handler: "configureCluster", Mutating: true, Deadline: nodeDeadline,
-			Run: typed(o.requireClustering, o.configureSchema, o.ConfigureCluster)},
+		{Name: "add_node", Handler: "addNode", Mutating: true, Run: typed(o.requireClustering, o.nodeSchema, o.AddNode)},
+		{Name: "update_node", Handler: "updateNode", Mutating: true, Run: typed(o.requireClustering, o.nodeSchema, o.UpdateNode)},
+		{Name: "set_node_replication", Handler: "updateNode", Mutating: true, Run: typed(o.requireClustering, o.nodeSchema, o.SetNodeReplication)},
+		{Name: "remove_node", Handler: "removeNode", Mutating: true, Run: typed(o.requireClustering, o.removeNodeSchema, o.RemoveNode)},
+		{Name: "configure_cluster", Handler: "configureCluster", Mutating: true, Run: typed(o.requireClustering, o.configureSchema, o.ConfigureCluster)},
 		{Name: "create_table", Handler: "createTable", Mutating: true, Run: typed(nil, schemaOf(createTableSchema), o.CreateTable)},
 		{Name: "describe_all", Handler: "describeAll", Run: typed(nil, noSchema, o.DescribeAll)},
 		{Name: "cluster_status", Handler: "clusterStatus", Run: typed(nil, noSchema, o.ClusterStatus)},
-		{Name: "cluster_network", Handler: "clusterNetwork", Run: typed(o.requireClustering, schemaOf(clusterNetworkSchema), o.ClusterNetwork)},
+		// cluster_network waits as long as its request says (at most
+		// MaxNetworkTimeoutMS); one request timeout more lets it answer.
+		{Name: "cluster_network", Handler: "clusterNetwork", Deadline: MaxNetworkTimeoutMS*time.Millisecond + o.requestTimeout(),
+			Run: typed(o.requireClustering, schemaOf(clusterNetworkSchema), o.ClusterNetwork)},
 		{Name: "purge_stream", Handler: "purgeStream", Mutating: true, Run: o.PurgeStream},
 	}, o.Users.Operations()...)
+	for i := range ops {
+		if ops[i].Deadline == 0 {
+			ops[i].Deadline = o.deadline()
+		}
+	}
+	return ops
 }
 
-// nodeOpDeadline bounds the node operations: an operation retries a busy
-// peer for up to one request timeout, and its last try may take another;
-// half a second more lets it phrase the outcome. At the default 2 s that is
-// 4.5 s, inside the nats CLI's 5 s.
-func (o *Ops) nodeOpDeadline() time.Duration {
-	t := o.RequestTimeout
-	if t <= 0 {
-		t = 2 * time.Second
+// deadline bounds an operation: its local work (store, stream) and at most
+// one round of inter-node calls, each bounded by the request timeout. A
+// node operation retries a busy peer for up to one request timeout and its
+// last try may take another; half a second more lets any operation phrase
+// the outcome. At the default 2 s that is 4.5 s, inside the nats CLI's 5 s.
+func (o *Ops) deadline() time.Duration {
+	return 2*o.requestTimeout() + 500*time.Millisecond
+}
+
+// requestTimeout is clustering.requestTimeout (its default when unset).
+func (o *Ops) requestTimeout() time.Duration {
+	if o.RequestTimeout <= 0 {
+		return 2 * time.Second
 	}
-	return 2*t + 500*time.Millisecond
+	return o.RequestTimeout
 }
 
 // errClusteringDisabled is the reply of node operations when clustering is off.
