@@ -35,7 +35,7 @@ func FuzzRequestDecoders(f *testing.F) {
 		// With clustering disabled these stop before any peer call.
 		"add_node": disabled.run("add_node"), "remove_node": disabled.run("remove_node"), "configure_cluster": disabled.run("configure_cluster"),
 		// purge_stream validates fully, then stops at the clustering check.
-		"purge_stream": disabled.PurgeStream, "cluster_status": disabled.run("cluster_status"),
+		"purge_stream": disabled.run("purge_stream"), "cluster_status": disabled.run("cluster_status"),
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for name, run := range ops {

@@ -158,7 +158,7 @@ func (o *Ops) Operations() []events.Operation {
 		// MaxNetworkTimeoutMS); one request timeout more lets it answer.
 		{Name: "cluster_network", Handler: "clusterNetwork", Deadline: MaxNetworkTimeoutMS*time.Millisecond + o.requestTimeout(),
 			Run: typed(o.requireClustering, schemaOf(clusterNetworkSchema), o.ClusterNetwork)},
-		{Name: "purge_stream", Handler: "purgeStream", Mutating: true, Run: o.PurgeStream},
+		{Name: "purge_stream", Handler: "purgeStream", Mutating: true, Run: typed(nil, schemaOf(purgeStreamSchema), o.PurgeStream)},
 	}, o.Users.Operations()...)
 	for i := range ops {
 		if ops[i].Deadline == 0 {

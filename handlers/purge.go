@@ -21,7 +21,15 @@ var purgeStreamSchema = Schema{
 	{Name: "database", Kind: kString, NonEmpty: true, MaxLen: MaxNameLen, Check: databaseToken},
 	{Name: "schema", Kind: kString, NonEmpty: true, MaxLen: MaxNameLen, Check: databaseToken},
 	{Name: "table", Kind: kString, Required: true, NonEmpty: true, MaxLen: MaxNameLen, Check: nameToken},
-	{Name: "options", Kind: kObject, Items: purgeOptionsSchema},
+	{Name: "options", Kind: kObject, Items: purgeOptionsSchema, Check: keepOrSeq},
+}
+
+// keepOrSeq refuses options with both keep and seq.
+func keepOrSeq(_ string, v any) []string {
+	if opts, ok := v.(map[string]any); ok && opts["keep"] != nil && opts["seq"] != nil {
+		return []string{"can specify one of keep or seq"}
+	}
+	return nil
 }
 
 type purgeStreamRequest struct {
@@ -44,31 +52,14 @@ func filterWithin(subject string, k storage.TableKey) bool {
 	return o == "*" || o == ">" || storage.NameProblem(o) == "" // a node name, by the naming rule
 }
 
-// validatePurge yields every problem of a purge_stream body.
-func validatePurge(body []byte) (purgeStreamRequest, error) {
-	var req purgeStreamRequest
-	obj, err := decodeObject(body)
-	if err != nil {
-		return req, err
+// check refuses a filter that selects another table's transactions.
+func (r purgeStreamRequest) check() []string {
+	k := r.key()
+	if f := r.Options.Filter; f != "" && !filterWithin(f, k) {
+		return []string{fmt.Sprintf("'options.filter' must be a subject of table '%s': %s with the origin node's name (or *) as last token, got '%s'",
+			k, "txn."+k.Database+"."+k.Table+".<node>", f)}
 	}
-	problems := purgeStreamSchema.Validate(obj, "")
-	if opts, ok := obj["options"].(map[string]any); ok {
-		if opts["keep"] != nil && opts["seq"] != nil {
-			problems = append(problems, "can specify one of keep or seq")
-		}
-	}
-	if err := validationError(problems); err != nil {
-		return req, err
-	}
-	if err := remarshal(obj, &req); err != nil {
-		return req, err
-	}
-	k := req.key()
-	if f := req.Options.Filter; f != "" && !filterWithin(f, k) {
-		return req, events.Errorf(400, "'options.filter' must be a subject of table '%s': %s with the origin node's name (or *) as last token, got '%s'",
-			k, "txn."+k.Database+"."+k.Table+".<node>", f)
-	}
-	return req, nil
+	return nil
 }
 
 // PurgeStreamReply is purge_stream's reply.
@@ -82,28 +73,25 @@ type PurgeStreamReply struct {
 // purging, the position received from each peer is recorded as an import
 // floor (see storage.RaiseImportFloor), so no source resumes from before it
 // and purged transactions are never imported again.
-func (o *Ops) PurgeStream(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	req, err := validatePurge(body)
-	if err != nil {
-		return nil, err
-	}
+// It is validated before it is refused for clustering disabled.
+func (o *Ops) PurgeStream(ctx context.Context, _ events.Caller, req purgeStreamRequest) (PurgeStreamReply, error) {
 	if !o.ClusteringEnabled {
-		return nil, errClusteringDisabled
+		return PurgeStreamReply{}, errClusteringDisabled
 	}
 	k := req.key()
 	if ok, err := o.Store.HasTable(k); err != nil {
-		return nil, fmt.Errorf("load table %s: %w", k, err)
+		return PurgeStreamReply{}, fmt.Errorf("load table %s: %w", k, err)
 	} else if !ok {
 		hasDB, err := o.Store.HasDatabase(k.Database)
 		if err != nil {
-			return nil, fmt.Errorf("load database %s: %w", k.Database, err)
+			return PurgeStreamReply{}, fmt.Errorf("load database %s: %w", k.Database, err)
 		}
 		// Named but missing: both are named. Without a database HarperDB
 		// names only the table, whatever the default database holds.
 		if !hasDB && (req.Database != "" || req.Schema != "") {
-			return nil, events.Errorf(400, "Database '%s' does not exist. Table '%s' does not exist", k.Database, k.Table)
+			return PurgeStreamReply{}, events.Errorf(400, "Database '%s' does not exist. Table '%s' does not exist", k.Database, k.Table)
 		}
-		return nil, events.Errorf(400, "Table '%s' does not exist", k.Table)
+		return PurgeStreamReply{}, events.Errorf(400, "Table '%s' does not exist", k.Table)
 	}
 	subject := o.Txn.TableFilter(k)
 	if req.Options.Filter != "" {
@@ -112,7 +100,7 @@ func (o *Ops) PurgeStream(ctx context.Context, _ events.Caller, body []byte) (an
 	done := PurgeStreamReply{Message: fmt.Sprintf("Successfully purged table '%s'", k)}
 	info, err := o.Txn.Info(ctx)
 	if err != nil {
-		return nil, events.Wrap(503, err, "Unable to purge table '"+k.String()+"': transaction store not available: "+err.Error())
+		return PurgeStreamReply{}, events.Wrap(503, err, "Unable to purge table '"+k.String()+"': transaction store not available: "+err.Error())
 	}
 	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(subject)}
 	switch {
@@ -129,10 +117,10 @@ func (o *Ops) PurgeStream(ctx context.Context, _ events.Caller, body []byte) (an
 		opts = append(opts, jetstream.WithPurgeSequence(info.State.LastSeq+1))
 	}
 	if err := o.raiseImportFloors(ctx, k, subject); err != nil {
-		return nil, events.Wrap(503, err, "Unable to purge table '"+k.String()+"': "+err.Error())
+		return PurgeStreamReply{}, events.Wrap(503, err, "Unable to purge table '"+k.String()+"': "+err.Error())
 	}
 	if err := o.Loss.Purging(ctx, func() error { return o.Txn.Purge(ctx, opts...) }); err != nil {
-		return nil, events.Wrap(500, err, "Unable to purge table '"+k.String()+"': "+err.Error())
+		return PurgeStreamReply{}, events.Wrap(500, err, "Unable to purge table '"+k.String()+"': "+err.Error())
 	}
 	o.Bus.Publish(events.NodesChanged) // the replication worker re-anchors sources past the floors
 	return done, nil

@@ -148,7 +148,7 @@ func TestPurgeStreamMessages(t *testing.T) {
 		{`{"table":"dog"}`, off, "Clustering must be enabled to perform this operation."},
 		{`{"table":"nope","database":"nope"}`, off, "Clustering must be enabled to perform this operation."},
 	} {
-		status, msg := refusal(t, c.ops.PurgeStream, c.body)
+		status, msg := refusal(t, c.ops.run("purge_stream"), c.body)
 		if status != 400 || msg != c.want {
 			t.Errorf("%s:\n got %d %q\nwant 400 %q", c.body, status, msg, c.want)
 		}
