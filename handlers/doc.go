@@ -10,8 +10,8 @@
 // The node operations (add_node, update_node, remove_node, configure_cluster)
 // hand the change to the membership package, which runs the protocol with
 // the peer, and phrase its typed errors in HarperDB's words (nodes.go).
-// purge_stream and the user operations still decode their own bodies.
-// Every operation runs under a deadline derived from
+// purge_stream has no gate: it validates the body before it refuses
+// clustering disabled. Every operation runs under a deadline derived from
 // clustering.requestTimeout (Ops.deadline). Dependencies are narrow
 // interfaces given to New, which says what an absent one means.
 package handlers

@@ -175,17 +175,17 @@ func userSchemas() map[string]Schema {
 // handler names).
 func (u *UserOps) Operations() []events.Operation {
 	return []events.Operation{
-		{Name: "add_user", Handler: "addUser", Mutating: true, Run: u.AddUser},
-		{Name: "alter_user", Handler: "alterUser", Mutating: true, Run: u.AlterUser},
-		{Name: "drop_user", Handler: "dropUser", Mutating: true, Run: u.DropUser},
-		{Name: "list_users", Handler: "listUsersExternal", Run: u.ListUsers},
-		{Name: "user_info", Handler: "userInfo", Access: events.AnyUser, Run: u.UserInfo},
-		{Name: "add_role", Handler: "addRole", Mutating: true, Run: u.AddRole},
-		{Name: "alter_role", Handler: "alterRole", Mutating: true, Run: u.AlterRole},
-		{Name: "drop_role", Handler: "dropRole", Mutating: true, Run: u.DropRole},
-		{Name: "list_roles", Handler: "listRoles", Run: u.ListRoles},
-		{Name: "create_authentication_tokens", Handler: "createTokens", Access: events.Public, Run: u.CreateTokens},
-		{Name: "refresh_operation_token", Handler: "refreshOperationToken", Access: events.Public, Run: u.RefreshToken},
+		{Name: "add_user", Handler: "addUser", Mutating: true, Run: typed(nil, schemaOf(addUserSchema), u.AddUser)},
+		{Name: "alter_user", Handler: "alterUser", Mutating: true, Run: typed(nil, schemaOf(alterUserSchema), u.AlterUser)},
+		{Name: "drop_user", Handler: "dropUser", Mutating: true, Run: typed(nil, schemaOf(dropUserSchema), u.DropUser)},
+		{Name: "list_users", Handler: "listUsersExternal", Run: typed(nil, noSchema, u.ListUsers)},
+		{Name: "user_info", Handler: "userInfo", Access: events.AnyUser, Run: typed(nil, noSchema, u.UserInfo)},
+		{Name: "add_role", Handler: "addRole", Mutating: true, Run: typed(nil, schemaOf(addRoleSchema), u.AddRole)},
+		{Name: "alter_role", Handler: "alterRole", Mutating: true, Run: typed(nil, schemaOf(alterRoleSchema), u.AlterRole)},
+		{Name: "drop_role", Handler: "dropRole", Mutating: true, Run: typed(nil, schemaOf(dropRoleSchema), u.DropRole)},
+		{Name: "list_roles", Handler: "listRoles", Run: typed(nil, noSchema, u.ListRoles)},
+		{Name: "create_authentication_tokens", Handler: "createTokens", Access: events.Public, Run: typed(nil, schemaOf(createTokensSchema), u.CreateTokens)},
+		{Name: "refresh_operation_token", Handler: "refreshOperationToken", Access: events.Public, Run: typed(nil, schemaOf(refreshTokenSchema), u.RefreshToken)},
 	}
 }
 
@@ -415,14 +415,10 @@ func lastSuperUser(tx *storage.Tx, roles []storage.Role, change func(storage.Use
 }
 
 // AddUser is add_user.
-func (u *UserOps) AddUser(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	var req addUserRequest
-	if err := decodeInto(body, addUserSchema, &req); err != nil {
-		return nil, err
-	}
+func (u *UserOps) AddUser(ctx context.Context, _ events.Caller, req addUserRequest) (MessageReply, error) {
 	hash, err := auth.HashPassword(req.Password)
 	if err != nil {
-		return nil, err
+		return MessageReply{}, err
 	}
 	err = u.Store.Update(func(tx *storage.Tx) error {
 		if _, exists, err := tx.User(req.Username); err != nil {
@@ -443,26 +439,22 @@ func (u *UserOps) AddUser(ctx context.Context, _ events.Caller, body []byte) (an
 			ID: randomID(16), Created: now, Updated: now})
 	})
 	if err != nil {
-		return nil, err
+		return MessageReply{}, err
 	}
 	u.Auth.Invalidate()
 	return MessageReply{Message: req.Username + " successfully added"}, nil
 }
 
 // AlterUser is alter_user.
-func (u *UserOps) AlterUser(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	var req alterUserRequest
-	if err := decodeInto(body, alterUserSchema, &req); err != nil {
-		return nil, err
-	}
+func (u *UserOps) AlterUser(ctx context.Context, _ events.Caller, req alterUserRequest) (AlterUserReply, error) {
 	if req.Password == nil && req.Role == nil && req.Active == nil {
-		return nil, events.Errorf(400, "nothing to update, must supply active, role or password to update")
+		return AlterUserReply{}, events.Errorf(400, "nothing to update, must supply active, role or password to update")
 	}
 	hash := ""
 	if req.Password != nil {
 		h, err := auth.HashPassword(*req.Password)
 		if err != nil {
-			return nil, err
+			return AlterUserReply{}, err
 		}
 		hash = h
 	}
@@ -504,21 +496,20 @@ func (u *UserOps) AlterUser(ctx context.Context, _ events.Caller, body []byte) (
 		return tx.PutUser(next)
 	})
 	if err != nil {
-		return nil, err
+		return AlterUserReply{}, err
 	}
 	u.Auth.Invalidate()
 	return AlterUserReply{Message: "updated 1 of 1 records", NewAttributes: []string{}, TxnTime: nowMillis(),
 		UpdateHashes: []string{req.Username}, SkippedHashes: []string{}}, nil
 }
 
+// dropUserRequest is drop_user's request.
+type dropUserRequest struct {
+	Username string `json:"username"`
+}
+
 // DropUser is drop_user.
-func (u *UserOps) DropUser(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	var req struct {
-		Username string `json:"username"`
-	}
-	if err := decodeInto(body, dropUserSchema, &req); err != nil {
-		return nil, err
-	}
+func (u *UserOps) DropUser(ctx context.Context, _ events.Caller, req dropUserRequest) (MessageReply, error) {
 	err := u.Store.Update(func(tx *storage.Tx) error {
 		if _, exists, err := tx.User(req.Username); err != nil {
 			return err
@@ -537,7 +528,7 @@ func (u *UserOps) DropUser(ctx context.Context, _ events.Caller, body []byte) (a
 		return tx.DeleteUser(req.Username)
 	})
 	if err != nil {
-		return nil, err
+		return MessageReply{}, err
 	}
 	u.Auth.Invalidate()
 	return MessageReply{Message: req.Username + " successfully deleted"}, nil
@@ -558,10 +549,7 @@ func userRecord(x storage.User, roles []storage.Role) UserRecord {
 }
 
 // ListUsers is list_users.
-func (u *UserOps) ListUsers(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	if _, err := decodeObject(body); err != nil {
-		return nil, err
-	}
+func (u *UserOps) ListUsers(ctx context.Context, _ events.Caller, _ NoRequest) ([]UserRecord, error) {
 	users, err := u.Store.Users()
 	if err != nil {
 		return nil, err
@@ -579,17 +567,14 @@ func (u *UserOps) ListUsers(ctx context.Context, _ events.Caller, body []byte) (
 
 // UserInfo is user_info: the caller's own record. A caller from a token
 // minted with a role claim (no stored user) is shown with that role.
-func (u *UserOps) UserInfo(ctx context.Context, c events.Caller, body []byte) (any, error) {
-	if _, err := decodeObject(body); err != nil {
-		return nil, err
-	}
+func (u *UserOps) UserInfo(ctx context.Context, c events.Caller, _ NoRequest) (UserRecord, error) {
 	roles, err := u.Store.Roles()
 	if err != nil {
-		return nil, err
+		return UserRecord{}, err
 	}
 	x, ok, err := u.Store.User(c.User)
 	if err != nil {
-		return nil, err
+		return UserRecord{}, err
 	}
 	if ok && x.Role == c.Role {
 		return userRecord(x, roles), nil
@@ -605,11 +590,7 @@ func (u *UserOps) UserInfo(ctx context.Context, c events.Caller, body []byte) (a
 }
 
 // AddRole is add_role.
-func (u *UserOps) AddRole(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	var req roleRequest
-	if err := decodeInto(body, addRoleSchema, &req); err != nil {
-		return nil, err
-	}
+func (u *UserOps) AddRole(ctx context.Context, _ events.Caller, req roleRequest) (RoleRecord, error) {
 	var out storage.Role
 	err := u.Store.Update(func(tx *storage.Tx) error {
 		roles, err := tx.Roles()
@@ -626,18 +607,14 @@ func (u *UserOps) AddRole(ctx context.Context, _ events.Caller, body []byte) (an
 		return tx.PutRole(out)
 	})
 	if err != nil {
-		return nil, err
+		return RoleRecord{}, err
 	}
 	u.Auth.Invalidate()
 	return roleRecord(out), nil
 }
 
 // AlterRole is alter_role.
-func (u *UserOps) AlterRole(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	var req roleRequest
-	if err := decodeInto(body, alterRoleSchema, &req); err != nil {
-		return nil, err
-	}
+func (u *UserOps) AlterRole(ctx context.Context, _ events.Caller, req roleRequest) (RoleRecord, error) {
 	var out storage.Role
 	err := u.Store.Update(func(tx *storage.Tx) error {
 		cur, ok, err := tx.Role(req.ID)
@@ -701,20 +678,19 @@ func (u *UserOps) AlterRole(ctx context.Context, _ events.Caller, body []byte) (
 		return tx.PutRole(next)
 	})
 	if err != nil {
-		return nil, err
+		return RoleRecord{}, err
 	}
 	u.Auth.Invalidate()
 	return roleRecord(out), nil
 }
 
+// dropRoleRequest is drop_role's request.
+type dropRoleRequest struct {
+	ID string `json:"id"`
+}
+
 // DropRole is drop_role.
-func (u *UserOps) DropRole(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	var req struct {
-		ID string `json:"id"`
-	}
-	if err := decodeInto(body, dropRoleSchema, &req); err != nil {
-		return nil, err
-	}
+func (u *UserOps) DropRole(ctx context.Context, _ events.Caller, req dropRoleRequest) (MessageReply, error) {
 	var name string
 	err := u.Store.Update(func(tx *storage.Tx) error {
 		r, ok, err := tx.Role(req.ID)
@@ -740,17 +716,14 @@ func (u *UserOps) DropRole(ctx context.Context, _ events.Caller, body []byte) (a
 		return tx.DeleteRole(req.ID)
 	})
 	if err != nil {
-		return nil, err
+		return MessageReply{}, err
 	}
 	u.Auth.Invalidate()
 	return MessageReply{Message: name + " successfully deleted"}, nil
 }
 
 // ListRoles is list_roles.
-func (u *UserOps) ListRoles(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	if _, err := decodeObject(body); err != nil {
-		return nil, err
-	}
+func (u *UserOps) ListRoles(ctx context.Context, _ events.Caller, _ NoRequest) ([]RoleRecord, error) {
 	roles, err := u.Store.Roles()
 	if err != nil {
 		return nil, err
@@ -765,19 +738,18 @@ func (u *UserOps) ListRoles(ctx context.Context, _ events.Caller, body []byte) (
 	return out, nil
 }
 
+// createTokensRequest is create_authentication_tokens' request.
+type createTokensRequest struct {
+	Username  *string `json:"username"`
+	Password  *string `json:"password"`
+	ExpiresIn any     `json:"expires_in"`
+}
+
 // CreateTokens is create_authentication_tokens: the operation and refresh
 // token of the user named in the body (its password checked), or, without
 // username and password, of the caller the Authorization header (else a
 // verified client certificate) names.
-func (u *UserOps) CreateTokens(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	var req struct {
-		Username  *string `json:"username"`
-		Password  *string `json:"password"`
-		ExpiresIn any     `json:"expires_in"`
-	}
-	if err := decodeInto(body, createTokensSchema, &req); err != nil {
-		return nil, err
-	}
+func (u *UserOps) CreateTokens(ctx context.Context, _ events.Caller, req createTokensRequest) (TokensReply, error) {
 	ttl := u.OperationTTL
 	if req.ExpiresIn != nil {
 		v := req.ExpiresIn
@@ -786,10 +758,10 @@ func (u *UserOps) CreateTokens(ctx context.Context, _ events.Caller, body []byte
 		}
 		d, _ := parseExpiresIn(v)
 		if max := u.Auth.Verifier().Limits().MaxTTL; d > max {
-			return nil, events.Errorf(400, "'expires_in' must be at most %s (auth.maxTokenTTL)", max)
+			return TokensReply{}, events.Errorf(400, "'expires_in' must be at most %s (auth.maxTokenTTL)", max)
 		}
 		if d < time.Second {
-			return nil, events.Errorf(400, "'expires_in' must be at least 1s (a number is seconds; a string without a unit is milliseconds)")
+			return TokensReply{}, events.Errorf(400, "'expires_in' must be at least 1s (a number is seconds; a string without a unit is milliseconds)")
 		}
 		ttl = d
 	}
@@ -798,63 +770,62 @@ func (u *UserOps) CreateTokens(ctx context.Context, _ events.Caller, body []byte
 	case req.Username == nil && req.Password == nil:
 		c, err := events.CallerOf(ctx, u.Auth) // the header, else a client certificate's user
 		if err != nil {
-			return nil, err
+			return TokensReply{}, err
 		}
 		tok = auth.Token{User: c.User, Role: c.Role}
 		if su, ok, err := u.Auth.User(c.User); err != nil {
-			return nil, err
+			return TokensReply{}, err
 		} else if ok && su.Role == c.Role {
 			tok.UserID = su.ID
 		}
 	case req.Username == nil:
-		return nil, events.Errorf(400, "'username' is required")
+		return TokensReply{}, events.Errorf(400, "'username' is required")
 	case req.Password == nil:
-		return nil, events.Errorf(400, "'password' is required")
+		return TokensReply{}, events.Errorf(400, "'password' is required")
 	default:
 		_, su, err := u.Auth.Login(*req.Username, *req.Password)
 		if err != nil {
-			return nil, err
+			return TokensReply{}, err
 		}
 		tok = auth.Token{User: su.Name, Role: su.Role, UserID: su.ID}
 	}
 	tok.TTL, tok.Kind = ttl, auth.KindOperation
 	op, err := auth.MintToken(u.IssuerKey, tok)
 	if err != nil {
-		return nil, err
+		return TokensReply{}, err
 	}
 	tok.TTL, tok.Kind = u.RefreshTTL, auth.KindRefresh
 	refresh, err := auth.MintToken(u.IssuerKey, tok)
 	if err != nil {
-		return nil, err
+		return TokensReply{}, err
 	}
 	return TokensReply{OperationToken: op, RefreshToken: refresh}, nil
+}
+
+// refreshTokenRequest is refresh_operation_token's request.
+type refreshTokenRequest struct {
+	RefreshToken string `json:"refresh_token"`
 }
 
 // RefreshToken is refresh_operation_token: a new operation token for the
 // refresh token in the body (or, as HarperDB's clients send it, in the
 // Authorization header as Bearer).
-func (u *UserOps) RefreshToken(ctx context.Context, _ events.Caller, body []byte) (any, error) {
-	var req struct {
-		RefreshToken string `json:"refresh_token"`
-	}
-	if err := decodeInto(body, refreshTokenSchema, &req); err != nil {
-		return nil, err
-	}
+func (u *UserOps) RefreshToken(ctx context.Context, _ events.Caller, req refreshTokenRequest) (RefreshReply, error) {
 	tok := req.RefreshToken
 	if tok == "" {
 		scheme, rest, _ := strings.Cut(strings.TrimSpace(events.AuthorizationOf(ctx)), " ")
 		if !strings.EqualFold(scheme, "Bearer") {
-			return nil, events.Errorf(400, "'refresh_token' is required")
+			return RefreshReply{}, events.Errorf(400, "'refresh_token' is required")
 		}
 		tok = strings.TrimSpace(rest)
 	}
 	c, vt, err := u.Auth.Token(tok, auth.KindRefresh)
 	if err != nil {
-		return nil, err
+		return RefreshReply{}, err
 	}
 	op, err := auth.MintToken(u.IssuerKey, auth.Token{User: c.User, Role: c.Role, UserID: vt.UserID, TTL: u.OperationTTL})
 	if err != nil {
-		return nil, err
+		return RefreshReply{}, err
 	}
 	return RefreshReply{OperationToken: op}, nil
 }
