@@ -1,6 +1,10 @@
 package events
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/clusterd/clusterd/storage"
+)
 
 // Kind names a class of desired-state change.
 type Kind string
@@ -41,5 +45,16 @@ func (b *Bus) Publish(k Kind) {
 		case ch <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// Announce publishes what a commit of the state store changed; it is the
+// store's OnChange callback, so that writers never announce by hand.
+func (b *Bus) Announce(c storage.Change) {
+	if c&storage.RoutesChanged != 0 {
+		b.Publish(RoutesChanged)
+	}
+	if c&storage.NodesChanged != 0 {
+		b.Publish(NodesChanged)
 	}
 }

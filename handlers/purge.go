@@ -122,7 +122,9 @@ func (o *Ops) PurgeStream(ctx context.Context, _ events.Caller, req purgeStreamR
 	if err := o.Loss.Purging(ctx, func() error { return o.Txn.Purge(ctx, opts...) }); err != nil {
 		return PurgeStreamReply{}, events.Wrap(500, err, "Unable to purge table '"+k.String()+"': "+err.Error())
 	}
-	o.Bus.Publish(events.NodesChanged) // the replication worker re-anchors sources past the floors
+	// The purge changed the stream, not the store (the floors' own commit woke
+	// the worker before the purge): wake it again to re-anchor past the floors.
+	o.Bus.Publish(events.NodesChanged)
 	return done, nil
 }
 

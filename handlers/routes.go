@@ -88,9 +88,6 @@ func (o *Ops) SetRoutes(ctx context.Context, _ events.Caller, req SetRoutesReque
 	if err != nil {
 		return SetRoutesReply{}, fmt.Errorf("store routes: %w", err)
 	}
-	if len(reply.Set) > 0 {
-		o.Bus.Publish(events.RoutesChanged)
-	}
 	return reply, nil
 }
 
@@ -133,9 +130,6 @@ func (o *Ops) DeleteRoutes(ctx context.Context, _ events.Caller, req DeleteRoute
 	})
 	if err != nil {
 		return DeleteRoutesReply{}, fmt.Errorf("store routes: %w", err)
-	}
-	if len(reply.Deleted) > 0 {
-		o.Bus.Publish(events.RoutesChanged)
 	}
 	return reply, nil
 }

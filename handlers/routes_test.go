@@ -23,7 +23,8 @@ func newOps(t testing.TB) *Ops {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	bus := events.NewBus()
-	members := membership.New(membership.Config{Self: "n1", Enabled: true, Store: st, Bus: bus})
+	st.OnChange(bus.Announce)
+	members := membership.New(membership.Config{Self: "n1", Enabled: true, Store: st})
 	t.Cleanup(members.Stop)
 	return New(Ops{NodeName: "n1", ClusteringEnabled: true, Store: st, Bus: bus, Members: members})
 }

@@ -158,7 +158,6 @@ func (p *Protocol) peerSetAll(ctx context.Context, from string, reqs []peerSetRe
 	if len(reqs) == 1 && reqs[0].Mode == Replace {
 		p.confirms.resynced(from) // the caller's whole record, as it is now
 	}
-	p.changed()
 	return reps, nil
 }
 
@@ -190,9 +189,6 @@ func (p *Protocol) confirmSynced(peer, intent string, synced <-chan error, prev 
 	p.confirms.finished(peer, done)
 	if err != nil {
 		return
-	}
-	if synced != nil {
-		p.changed() // the workers act on what is written, so only now
 	}
 	if confirm {
 		// One way: a lost confirmation only leaves the caller's notice to
@@ -303,6 +299,5 @@ func (p *Protocol) peerRemove(ctx context.Context, from string, _ []byte) (any, 
 	if err != nil {
 		return nil, err
 	}
-	p.changed()
 	return map[string]bool{"removed": true}, nil
 }

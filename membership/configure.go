@@ -220,7 +220,6 @@ func (p *Protocol) configure(ctx context.Context, conns []Connection) ([]Connect
 	if err != nil {
 		return nil, fmt.Errorf("switch cluster configuration: %w", err)
 	}
-	p.changed()
 	for _, nt := range removed {
 		_ = p.deliverNotice(ctx, nt) // the notices worker retries failures
 	}

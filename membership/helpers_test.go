@@ -52,7 +52,7 @@ func newMember(t testing.TB, srv *server.Server, name string, serve func(map[str
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	p := New(Config{Self: name, Enabled: true, Store: st, Bus: events.NewBus(),
+	p := New(Config{Self: name, Enabled: true, Store: st,
 		Peers: events.NewPeerClient(connect(t, srv), name, testPassword, 2*time.Second)})
 	t.Cleanup(p.Stop)
 	h := p.Handlers()

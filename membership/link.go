@@ -120,7 +120,6 @@ func (p *Protocol) linkPeer(ctx context.Context, peer string, subs []storage.Sub
 	if err != nil {
 		return LinkResult{}, fmt.Errorf("record node %s: %w", peer, err)
 	}
-	p.changed()
 	return res, nil
 }
 
@@ -181,7 +180,6 @@ func (p *Protocol) linkHeld(ctx context.Context, peer string, mode Mode, batches
 		}
 		return peerCallError(peer, peerErr, maybeApplied)
 	}
-	p.changed()
 	return nil
 }
 
@@ -349,6 +347,5 @@ func (p *Protocol) revertLink(peer string, prev storage.Node, prevExists bool, n
 		}
 		return tx.DeleteNode(peer)
 	})
-	p.changed()
 	return err
 }

@@ -18,7 +18,7 @@ func newLocalProtocol(t testing.TB, self string) *Protocol {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	p := New(Config{Self: self, Enabled: true, Store: st, Bus: events.NewBus(), RetryFor: 200 * time.Millisecond})
+	p := New(Config{Self: self, Enabled: true, Store: st, RetryFor: 200 * time.Millisecond})
 	t.Cleanup(p.Stop)
 	return p
 }

@@ -45,7 +45,6 @@ func (p *Protocol) Remove(ctx context.Context, peer string) (told bool, err erro
 		if err != nil {
 			return err
 		}
-		p.changed()
 		err = p.deliverNotice(ctx, notice)
 		if events.HasCode(err, events.CodeBusy) {
 			// The peer forgot nothing: put the record back and retry.
@@ -55,7 +54,6 @@ func (p *Protocol) Remove(ctx context.Context, peer string) (told bool, err erro
 				}
 				return tx.PutNode(prev)
 			})
-			p.changed()
 			if err != nil {
 				return fmt.Errorf("put back node %s: %w", peer, err)
 			}

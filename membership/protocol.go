@@ -25,7 +25,6 @@ type Config struct {
 	// Enabled is clustering.enabled: when false, peers' calls are refused.
 	Enabled bool
 	Store   *storage.Store
-	Bus     *events.Bus
 	Peers   Peers
 	// RetryFor bounds how long an operation retries while the peer answers
 	// busy (default 2 s, clustering.requestTimeout); a callee waits for its
@@ -183,9 +182,6 @@ func peerCallError(peer string, err error, maybeApplied bool) error {
 	}
 	return &PeerError{Peer: peer, Err: err, MaybeApplied: maybeApplied}
 }
-
-// changed wakes the workers after node records (and tables) changed.
-func (p *Protocol) changed() { p.cfg.Bus.Publish(events.NodesChanged) }
 
 func (p *Protocol) heldTables(subs []storage.Subscription) ([]storage.TableKey, error) {
 	keys := make([]storage.TableKey, len(subs))

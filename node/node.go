@@ -137,6 +137,9 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 	if n.Store, err = n.openStore(o.BeginAnew); err != nil {
 		return nil, err
 	}
+	// The store announces what its commits changed; nobody that writes
+	// desired state has to remember to wake the workers.
+	n.Store.OnChange(n.Bus.Announce)
 	n.startAuth(verifier)
 	if err := n.seedRoutes(); err != nil {
 		return nil, err
@@ -204,7 +207,6 @@ func Start(ctx context.Context, cfg Config, o Options) (_ *Node, err error) {
 		Self:         cfg.Clustering.NodeName,
 		Enabled:      cfg.Clustering.Enabled,
 		Store:        n.Store,
-		Bus:          n.Bus,
 		Peers:        peers,
 		RetryFor:     timeout,
 		NoticeMinAge: cfg.Clustering.RequestTimeout + time.Second,

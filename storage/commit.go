@@ -95,13 +95,20 @@ type committer struct {
 	closed  bool
 	stopped chan struct{} // closed once the syncer has answered everything
 
-	syncq     chan []*write // committed updates waiting for a sync
-	committed atomic.Int64  // Badger commits so far
-	synced    int64         // commits covered by the last sync (syncer only)
+	syncq     chan synced  // committed updates waiting for a sync
+	committed atomic.Int64 // Badger commits so far
+	synced    int64        // commits covered by the last sync (syncer only)
+}
+
+// synced is one commit round's updates and what the round changed, waiting
+// for a sync to answer and announce them.
+type synced struct {
+	ws     []*write
+	change Change
 }
 
 func (s *Store) startCommitter() {
-	s.c = &committer{queue: make(chan *write, 1024), stopped: make(chan struct{}), syncq: make(chan []*write, 1024)}
+	s.c = &committer{queue: make(chan *write, 1024), stopped: make(chan struct{}), syncq: make(chan synced, 1024)}
 	go s.commitLoop()
 	go s.syncLoop()
 }
@@ -110,7 +117,8 @@ func (s *Store) startCommitter() {
 // syncing everything committed so far whenever one is not covered yet.
 func (s *Store) syncLoop() {
 	defer close(s.c.stopped)
-	for ws := range s.c.syncq {
+	for first := range s.c.syncq {
+		ws, change := first.ws, first.change
 	more:
 		for {
 			select {
@@ -118,7 +126,7 @@ func (s *Store) syncLoop() {
 				if !ok {
 					break more
 				}
-				ws = append(ws, next...)
+				ws, change = append(ws, next.ws...), change|next.change
 			default:
 				break more
 			}
@@ -131,6 +139,9 @@ func (s *Store) syncLoop() {
 			} else {
 				err = fmt.Errorf("sync state store: %w", err)
 			}
+		}
+		if err == nil {
+			s.announce(change)
 		}
 		for _, w := range ws {
 			finish(w, err)
@@ -305,7 +316,10 @@ func (s *Store) commitRound(ws []*write, deferred []*write) (again, stillDeferre
 			total += o.writes
 		}
 	}
-	var cerr error
+	var (
+		cerr   error
+		change Change
+	)
 	if total > 0 {
 		cerr = txn.Commit()
 		if errors.Is(cerr, badger.ErrConflict) {
@@ -317,6 +331,7 @@ func (s *Store) commitRound(ws []*write, deferred []*write) (again, stillDeferre
 			if rd.dirty[keyRoutes] {
 				s.routes.invalidate()
 			}
+			change = changeOf(rd.dirty)
 		}
 	}
 	var toSync []*write
@@ -335,7 +350,7 @@ func (s *Store) commitRound(ws []*write, deferred []*write) (again, stillDeferre
 		}
 	}
 	if len(toSync) > 0 {
-		s.c.syncq <- toSync
+		s.c.syncq <- synced{toSync, change}
 	}
 	return nil, deferred
 }

@@ -48,6 +48,8 @@ type Store struct {
 	c       *committer
 	nodes   nodeSet
 	routes  routesCache
+
+	onChange atomic.Pointer[func(Change)] // see OnChange
 }
 
 // BadgerOptions are the options the store opens Badger with; the benchmark's
