@@ -52,7 +52,16 @@ func streamPayloads(t *testing.T, nc *nats.Conn, subject string) []string {
 		t.Fatal(err)
 	}
 	defer func() { _ = s.DeleteConsumer(context.Background(), c.CachedInfo().Name) }()
-	info, _ := c.Info(ctx)
+	return fetchPayloads(t, ctx, c)
+}
+
+// fetchPayloads fetches every payload pending on c when called.
+func fetchPayloads(t *testing.T, ctx context.Context, c jetstream.Consumer) []string {
+	t.Helper()
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []string
 	for uint64(len(out)) < info.NumPending {
 		batch, err := c.Fetch(int(min(info.NumPending-uint64(len(out)), 500)), jetstream.FetchMaxWait(2*time.Second))

@@ -503,24 +503,5 @@ func memPayloads(t *testing.T, nc *nats.Conn, subject string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for uint64(len(out)) < info.NumPending {
-		batch, err := c.Fetch(int(min(info.NumPending-uint64(len(out)), 500)), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			out = append(out, string(m.Data()))
-			n++
-		}
-		if n == 0 {
-			break
-		}
-	}
-	return out
+	return fetchPayloads(t, ctx, c)
 }
