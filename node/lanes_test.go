@@ -1,9 +1,7 @@
 package node_test
 
 import (
-	"context"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,28 +27,11 @@ func TestLanesSplitAsTablesGrow(t *testing.T) {
 		return st.Sources == 1 && st.Converged
 	})
 	const written = 5 // tables written to while the lane splits
-	stop, done := make(chan struct{}), make(chan int)
-	var sent atomic.Int64
-	go func() {
-		js := jsFor(t, b)
-		n := 0
-		for {
-			select {
-			case <-stop:
-				done <- n
-				return
-			default:
-			}
-			for i := 0; i < written; i++ {
-				if _, err := js.Publish(context.Background(), fmt.Sprintf("txn.data.t%03d.b", i), []byte(fmt.Sprint(n))); err != nil {
-					t.Errorf("publish: %v", err)
-				}
-			}
-			n++
-			sent.Store(int64(n))
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
+	var subjects []string
+	for i := 0; i < written; i++ {
+		subjects = append(subjects, fmt.Sprintf("txn.data.t%03d.b", i))
+	}
+	sent, stop := writeRounds(t, b, subjects)
 	var all []any
 	for i := 0; i < tables; i++ {
 		all = append(all, sub(fmt.Sprintf("t%03d", i), true, false))
@@ -64,8 +45,7 @@ func TestLanesSplitAsTablesGrow(t *testing.T) {
 		return st.Sources == want && st.CatchingUp == 0 && st.Converged
 	})
 	time.Sleep(100 * time.Millisecond) // a little traffic on the split lanes too
-	close(stop)
-	n := <-done
+	n := stop()
 	// t000 was subscribed from the start; the others from when they were
 	// added (while writes went on): their copies are a gapless tail.
 	for i := 0; i < written; i++ {

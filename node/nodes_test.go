@@ -339,29 +339,11 @@ func TestIncrementalSubscriptionsMergeIntoOneSourcePerPeer(t *testing.T) {
 			op(t, n, "create_table", map[string]any{"table": fmt.Sprintf("t%d", i)}, 200)
 		}
 	}
-	stop := make(chan struct{})
-	done := make(chan int)
-	var rounds atomic.Int64 // rounds written so far
-	go func() {
-		js := jsFor(t, b)
-		n := 0
-		for {
-			select {
-			case <-stop:
-				done <- n
-				return
-			default:
-			}
-			for i := 0; i < tables; i++ {
-				if _, err := js.Publish(context.Background(), fmt.Sprintf("txn.data.t%d.b", i), []byte(fmt.Sprint(n))); err != nil {
-					t.Errorf("publish: %v", err)
-				}
-			}
-			n++
-			rounds.Store(int64(n))
-			time.Sleep(2 * time.Millisecond) // the writer's pace, not a wait
-		}
-	}()
+	var subjects []string
+	for i := 0; i < tables; i++ {
+		subjects = append(subjects, fmt.Sprintf("txn.data.t%d.b", i))
+	}
+	rounds, stop := writeRounds(t, b, subjects) // rounds written so far
 	for i := 0; i < tables; i++ {
 		s := sub(fmt.Sprintf("t%d", i), true, false)
 		s["start_time"] = "2000-01-01" // everything: so the expected history is known
@@ -379,8 +361,7 @@ func TestIncrementalSubscriptionsMergeIntoOneSourcePerPeer(t *testing.T) {
 		st := a.Repl.Status()["b"]
 		return st.Sources == want && st.Converged
 	})
-	close(stop)
-	written := <-done
+	written := stop()
 	for i := 0; i < tables; i++ {
 		subj := fmt.Sprintf("txn.data.t%d.b", i)
 		nodetest.Eventually(t, 20*time.Second, subj+" complete on a", func() bool { return count(t, a, subj) >= written })
@@ -513,4 +494,34 @@ func TestPeerConfirmsItsSyncAndTheNoticeGoes(t *testing.T) {
 	if sub, pub := flags(t, b, "a", "dog"); sub || !pub {
 		t.Fatalf("b's record: subscribe %v publish %v, want the mirror (false true)", sub, pub)
 	}
+}
+
+// writeRounds publishes one transaction on each subject from n, round after
+// round (every 2 ms: the writer's pace, not a wait), until stop is called;
+// stop returns the rounds written, and rounds counts them as they go.
+func writeRounds(t *testing.T, n *node.Node, subjects []string) (rounds *atomic.Int64, stop func() int) {
+	t.Helper()
+	rounds = new(atomic.Int64)
+	quit, done := make(chan struct{}), make(chan int)
+	go func() {
+		js := jsFor(t, n)
+		r := 0
+		for {
+			select {
+			case <-quit:
+				done <- r
+				return
+			default:
+			}
+			for _, subj := range subjects {
+				if _, err := js.Publish(context.Background(), subj, []byte(fmt.Sprint(r))); err != nil {
+					t.Errorf("publish: %v", err)
+				}
+			}
+			r++
+			rounds.Store(int64(r))
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return rounds, func() int { close(quit); return <-done }
 }
